@@ -48,6 +48,11 @@ export class Inflights {
     }
   }
 
+  freeFirst(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.idx[this.start] ?? 0);
+  }
+
   reset(): void {
     this.start = 0;
     this.count = 0;

@@ -897,6 +897,10 @@ export class Raft {
   private handleHeartbeatResp(m: MsgHeartbeatResp, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
+    // Appends to this follower may have been lost (it may have restarted):
+    // free one slot of a full window so that replication resumes, and a
+    // rejection moves the follower back to probing.
+    if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
     if (m.readRound > 0 && m.readRound > (this.readAcks.get(m.from) ?? 0)) {
       this.readAcks.set(m.from, m.readRound);
