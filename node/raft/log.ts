@@ -2,6 +2,7 @@
 // unstable entries that the driver has not yet persisted.
 
 import type { Storage } from "./storage.ts";
+import { isStorageError } from "./storage.ts";
 import type { Entry, LogIndex, Snapshot, Term } from "./types.ts";
 import { entrySize } from "./types.ts";
 
@@ -167,9 +168,8 @@ export class RaftLog {
     let out: Entry[] = [];
     let size = 0;
     if (lo < this.unstableOffset) {
-      const stored = this.storage.entries(lo, Math.min(hi, this.unstableOffset), maxBytes);
-      if (!Array.isArray(stored)) return undefined;
-      const got: readonly Entry[] = stored;
+      const got = this.storage.entries(lo, Math.min(hi, this.unstableOffset), maxBytes);
+      if (isStorageError(got)) return undefined;
       for (const e of got) size += entrySize(e);
       out = got.slice();
       if (out.length < Math.min(hi, this.unstableOffset) - lo) return out;

@@ -364,9 +364,9 @@ export class Raft {
         this.electionElapsed = 0;
         if (this.cfg.checkQuorum) this.step({ type: "checkQuorum", from: this.id, to: this.id, term: 0 });
         // A transfer that has not finished within an election timeout is abandoned (thesis §3.10).
-        if (this.role === "leader") this.leadTransferee = null;
+        if (this.isLeader()) this.leadTransferee = null;
       }
-      if (this.role === "leader" && this.heartbeatElapsed >= this.cfg.heartbeatTick) {
+      if (this.isLeader() && this.heartbeatElapsed >= this.cfg.heartbeatTick) {
         this.heartbeatElapsed = 0;
         this.step({ type: "beat", from: this.id, to: this.id, term: 0 });
       }
@@ -376,6 +376,11 @@ export class Raft {
       this.electionElapsed = 0;
       this.step({ type: "hup", from: this.id, to: this.id, term: 0, transfer: false });
     }
+  }
+
+  /** A method rather than a field test, so that narrowing does not survive a step() that changes the role. */
+  isLeader(): boolean {
+    return this.role === "leader";
   }
 
   /** Only voters in the current configuration may campaign. */

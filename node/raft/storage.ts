@@ -13,8 +13,8 @@ export type StorageError =
 export const compacted: StorageError = { type: "Compacted" };
 export const unavailable: StorageError = { type: "Unavailable" };
 
-export function isStorageError(x: unknown): x is StorageError {
-  return typeof x === "object" && x !== null && "type" in x && !Array.isArray(x);
+export function isStorageError(x: readonly Entry[] | StorageError): x is StorageError {
+  return "type" in x;
 }
 
 export interface Storage {

@@ -98,7 +98,7 @@ export function scenarioFor(seed: number, o: ScenarioOverrides = {}): Scenario {
     },
     disk: {
       fastUs: 50 + rng.int(950),
-      slowUs: rng.pick([5, 20, 80, 300]) * ms,
+      slowUs: rng.pick(mix === "chaos" ? [5, 20, 80] : [5, 20, 80, 300]) * ms,
       slowChance: on("slowDisk") ? rng.pick([0.2, 0.5]) : 0,
     },
     every: {

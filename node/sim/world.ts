@@ -6,6 +6,7 @@
 import type { ConfState, Entry, LogIndex, Message, NodeId, Ready, Snapshot } from "../raft/index.ts";
 import { MemoryStorage, RawNode, SeededRng, defaultRaftConfig, nodeId } from "../raft/index.ts";
 import { applyConfChange } from "../raft/confchange.ts";
+import { isStorageError } from "../raft/storage.ts";
 import type { LogView } from "./checkers.ts";
 import { SafetyCheckers, entryKey } from "./checkers.ts";
 import { EventHeap } from "./heap.ts";
@@ -168,7 +169,7 @@ export class World {
   }
 
   private schedule(delay: number, e: DistributiveOmit<SimEvent, "at" | "seq">): void {
-    this.events.push({ ...e, at: this.now + delay, seq: this.seq++ } as SimEvent);
+    this.events.push({ ...e, at: this.now + delay, seq: this.seq++ });
   }
 
   // --- Nodes ------------------------------------------------------------------
@@ -254,7 +255,7 @@ export class World {
         entryAt: (i) => {
           if (i < st.firstIndex() || i > st.lastIndex()) return undefined;
           const got = st.entries(i, i + 1, 1);
-          return Array.isArray(got) ? got[0] : undefined;
+          return isStorageError(got) ? undefined : got[0];
         },
         termAt: (i) => {
           const t = st.term(i);

@@ -71,15 +71,28 @@ export const both =
   (f: MessageFilter, g: MessageFilter): MessageFilter =>
   (m) =>
     f(m) && g(m);
+export const not =
+  (f: MessageFilter): MessageFilter =>
+  (m) =>
+    !f(m);
 export const either =
   (f: MessageFilter, g: MessageFilter): MessageFilter =>
   (m) =>
     f(m) || g(m);
 
+/** The message interface that carries type T (some interfaces carry two types, e.g. vote and preVote). */
+export type MessageOf<T extends MessageType> = Message extends infer M
+  ? M extends { readonly type: infer U }
+    ? T extends U
+      ? M
+      : never
+    : never
+  : never;
+
 /** The messages of one type, narrowed. */
-export function messagesOf<T extends MessageType>(msgs: readonly Message[], type: T): Extract<Message, { type: T }>[] {
-  const out: Extract<Message, { type: T }>[] = [];
-  for (const m of msgs) if (m.type === type) out.push(m as Extract<Message, { type: T }>);
+export function messagesOf<T extends MessageType>(msgs: readonly Message[], type: T): MessageOf<T>[] {
+  const out: MessageOf<T>[] = [];
+  for (const m of msgs) if (m.type === type) out.push(m as MessageOf<T>);
   return out;
 }
 
