@@ -995,6 +995,15 @@ export class Raft {
     return out;
   }
 
+  /** Removes and returns the queued messages that satisfy `pred`, keeping the others in order. */
+  takeMessagesWhere(pred: (m: Message) => boolean): Message[] {
+    const out: Message[] = [];
+    const keep: Message[] = [];
+    for (const m of this.msgs) (pred(m) ? out : keep).push(m);
+    if (out.length > 0) this.msgs = keep;
+    return out;
+  }
+
   hasMessages(): boolean {
     return this.msgs.length > 0;
   }

@@ -5,13 +5,33 @@
 import type { RaftConfig, RaftStatus, Ready, SoftState } from "./raft.ts";
 import { Raft } from "./raft.ts";
 import type { Storage } from "./storage.ts";
-import type { ConfChange, Entry, HardState, Message, NodeId, Snapshot, StepResult } from "./types.ts";
+import type { ConfChange, Entry, HardState, Message, MessageType, NodeId, Snapshot, StepResult } from "./types.ts";
 import { emptyHardState, isRemote } from "./types.ts";
+
+const immediateTypes: ReadonlySet<MessageType> = new Set<MessageType>([
+  "app",
+  "heartbeat",
+  "heartbeatResp",
+  "snap",
+  "timeoutNow",
+  "preVote",
+  "preVoteResp",
+  "propose",
+  "readIndex",
+  "readIndexResp",
+  "transferLeader",
+]);
+
+function isImmediate(m: Message): boolean {
+  return immediateTypes.has(m.type);
+}
 
 export class RawNode {
   readonly raft: Raft;
   private prevSoft: SoftState;
   private prevHard: HardState;
+  /** The hard state as of the last advance(): known to be durable. */
+  private durableHard: HardState;
   /** The Ready handed out and not yet advanced. */
   private outstanding: Ready | null = null;
 
@@ -20,6 +40,23 @@ export class RawNode {
     this.prevSoft = this.softState();
     this.prevHard = storage.initialState().hardState;
     if (this.prevHard.term === 0 && this.prevHard.vote === null && this.prevHard.commit === 0) this.prevHard = emptyHardState;
+    this.durableHard = this.prevHard;
+  }
+
+  /**
+   * Messages that may be sent at once, without waiting for the outstanding
+   * or next Ready to be persisted, so that heartbeats never queue behind
+   * disk writes. They are the ones that promise nothing about local
+   * durability: the leader's appends, heartbeats and snapshots (thesis
+   * §10.2.1: the leader may write to its disk in parallel with replicating),
+   * heartbeat responses, pre-votes, and forwarded requests. Votes and append
+   * responses always wait for the fsync. None is released while the
+   * current term itself is not yet durable: a leader that crashed before
+   * persisting its term could otherwise lead the same term twice.
+   */
+  takeImmediateMessages(): Message[] {
+    if (this.raft.term !== this.durableHard.term || !this.raft.hasMessages()) return [];
+    return this.raft.takeMessagesWhere(isImmediate);
   }
 
   tick(): void {
@@ -135,6 +172,7 @@ export class RawNode {
     const lastEntry: Entry | undefined = rd.entries[rd.entries.length - 1];
     if (lastEntry !== undefined) r.onPersisted(lastEntry.index, lastEntry.term);
     else if (rd.snapshot !== null) r.onPersisted(rd.snapshot.meta.index, rd.snapshot.meta.term);
+    if (rd.hardState !== null) this.durableHard = rd.hardState;
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) r.log.appliedTo(lastApplied.index);
   }

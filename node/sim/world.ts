@@ -221,7 +221,11 @@ export class World {
 
   private processReady(n: SimNode): void {
     const raw = n.raw;
-    if (raw === null || n.busy || !raw.hasReady()) return;
+    if (raw === null) return;
+    // Messages that do not depend on local durability go out at once, even
+    // while the node waits for its disk.
+    for (const m of raw.takeImmediateMessages()) this.send(m);
+    if (n.busy || !raw.hasReady()) return;
     const rd = raw.ready();
     if (rd.softState !== null) {
       this.log(`${n.id} is ${rd.softState.role} (term ${raw.raft.term}, leader ${rd.softState.leader ?? "none"})`);
