@@ -173,6 +173,8 @@ export class Raft {
   private randomizedElectionTimeout = 0;
   leadTransferee: NodeId | null = null;
   private uncommittedBytes = 0;
+  /** The no-op this leader appended on election; it is not counted against maxUncommittedBytes. */
+  private noopIndex: LogIndex = 0;
 
   // ReadIndex (thesis §6.4). Rounds are numbered per leadership; a quorum of
   // acknowledgements for round r confirms every request in rounds <= r.
@@ -352,6 +354,7 @@ export class Raft {
     // confirms the commit index for reads (thesis §6.4). It is not counted
     // against the uncommitted limit.
     this.appendEntries([{ kind: "normal", data: new Uint8Array(0) }], false);
+    this.noopIndex = this.log.lastIndex();
   }
 
   // --- Time -------------------------------------------------------------------
@@ -1029,7 +1032,7 @@ export class Raft {
   onApplying(entries: readonly Entry[]): void {
     if (this.role !== "leader" || this.uncommittedBytes === 0) return;
     let size = 0;
-    for (const e of entries) if (e.term === this.term && !(e.kind === "normal" && e.data.byteLength === 0)) size += entrySize(e);
+    for (const e of entries) if (e.term === this.term && e.index !== this.noopIndex) size += entrySize(e);
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes - size);
   }
 

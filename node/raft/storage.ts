@@ -140,6 +140,9 @@ export class MemoryStorage implements Storage {
     const off = this.offset;
     if (upTo <= off) return;
     if (upTo > this.lastIndex()) throw new Error(`storage: compact ${upTo} beyond last index ${this.lastIndex()}`);
+    // Invariant: the log is only compacted behind a snapshot, or a follower
+    // that needs the missing entries would be sent a snapshot that lacks them.
+    if (upTo > this.snap.meta.index) throw new Error(`storage: compact ${upTo} beyond snapshot index ${this.snap.meta.index}`);
     const at = this.ents[upTo - off];
     if (at === undefined) throw new Error("storage invariant: compact point missing");
     const rest = this.ents.slice(upTo - off + 1);
