@@ -101,6 +101,14 @@ describe("codec", () => {
     }
   });
 
+  test("decoded bytes are copies, even from a Node Buffer", () => {
+    const e: Entry = { kind: "normal", term: 1, index: 1, data: new Uint8Array([1, 2, 3]) };
+    const buf = Buffer.from(encodeEntry(e));
+    const got = decodeEntry(buf);
+    buf.fill(0);
+    expect(got).toEqual(e);
+  });
+
   test("local messages are refused for the wire", () => {
     expect(() => encodeMessage({ type: "hup", from: nodeId("a"), to: nodeId("a"), term: 0, transfer: false })).toThrow(/local/);
   });

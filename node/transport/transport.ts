@@ -1,0 +1,448 @@
+// The peer transport: how a Concord member's Raft messages reach the other
+// members (etcd's rafthttp, as framed TCP). See wire.ts for the protocol,
+// outbound.ts for the stream to one peer, inbound.ts for the listening side.
+//
+// Guarantees, and their absence:
+// - send() never blocks and never throws for network reasons; it throws only
+//   for bugs (a local message, a wrong sender).
+// - Messages to one peer arrive in the order sent, or not at all. Loss is
+//   expected (peer down, queue full, connection broken) and is reported
+//   through metrics.sentFailure and onUnreachable, which Raft turns into a
+//   probe; nothing is retransmitted here.
+// - Callbacks never run inside send(): they are deferred to a microtask, so
+//   the caller can step its RawNode from them without re-entering itself.
+
+import { createServer } from "node:net";
+import type { Server, Socket } from "node:net";
+import type { Message, NodeId } from "../raft/types.ts";
+import { isRemote } from "../raft/types.ts";
+import { monotonicMs } from "./clock.ts";
+import { InboundConnection } from "./inbound.ts";
+import type { InboundContext } from "./inbound.ts";
+import type { Logger, TransportMetrics } from "./observability.ts";
+import { noMetrics, silentLogger } from "./observability.ts";
+import type { DropReason, StreamContext, StreamStatus } from "./outbound.ts";
+import { PeerStream } from "./outbound.ts";
+import type { InvalidPeerUrl, PeerAddress } from "./peer-url.ts";
+import { isInvalidPeerUrl, parsePeerUrl, sameAddress } from "./peer-url.ts";
+import { SnapshotSend } from "./snapshot-sender.ts";
+import { Throttle } from "./throttle.ts";
+import { FRAME_HEADER_BYTES, encodeMessageFrame } from "./wire.ts";
+
+export interface TransportOptions {
+  readonly self: NodeId;
+  /** Both ends of every connection must agree on it; it keeps two clusters from talking. */
+  readonly clusterId: string;
+  /** Port 0 picks a free port; start() returns it. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Peer URLs, e.g. http://10.0.0.2:2380 or tcp://host:2380. An entry for self is ignored. */
+  readonly peers: Iterable<readonly [NodeId, string]>;
+  /** Every message received from a peer, in the order that peer sent it. */
+  onMessage(m: Message): void;
+  /** Messages to `peer` were lost. At most once per 100 ms per peer. */
+  onUnreachable?(peer: NodeId): void;
+  /** The outcome of one snapshot send; `failed` if the peer did not acknowledge it. */
+  onSnapshotStatus?(peer: NodeId, failed: boolean): void;
+  readonly metrics?: TransportMetrics;
+  readonly logger?: Logger;
+  /** Bound on bytes queued for one peer (including what its socket buffers). Default 16 MiB. */
+  readonly maxQueueBytes?: number;
+  /** Largest frame payload on a message stream, sent or received. Default 4 MiB (Raft's maxSizePerMsg is 1 MiB). */
+  readonly maxFrameBytes?: number;
+  /** Largest snapshot frame, sent or received. Default 1 GiB. */
+  readonly maxSnapshotBytes?: number;
+  /** In [0, 1); jitter for reconnection backoff. Default Math.random. */
+  readonly random?: () => number;
+  /** How often each stream sends a ping. Default 1000 ms. */
+  readonly pingIntervalMs?: number;
+  /** A connection on which nothing arrives for this long is closed (and redialled). Default 5000 ms. */
+  readonly idleTimeoutMs?: number;
+  /** Default 1000 ms. */
+  readonly dialTimeoutMs?: number;
+  /** Redial delays double from initial to max, with jitter. Default 20 ms → 1000 ms. */
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+export const transportDefaults = {
+  maxQueueBytes: 16 * 1024 * 1024,
+  maxFrameBytes: 4 * 1024 * 1024,
+  maxSnapshotBytes: 1024 * 1024 * 1024,
+  pingIntervalMs: 1000,
+  idleTimeoutMs: 5000,
+  dialTimeoutMs: 1000,
+  backoffInitialMs: 20,
+  backoffMaxMs: 1000,
+} as const;
+
+/** onUnreachable is rate-limited to once per this interval per peer. */
+const unreachableIntervalMs = 100;
+/** Drop log lines are aggregated over this interval per peer. */
+const dropLogIntervalMs = 1000;
+/** Bound on concurrent inbound connections (peers dial one stream each, plus snapshots). */
+const maxInboundConnections = 1024;
+
+export interface UnknownPeer {
+  readonly type: "UnknownPeer";
+  readonly peer: NodeId;
+}
+
+export type PeerError = InvalidPeerUrl | UnknownPeer;
+
+export type PeerResult = { readonly ok: true } | { readonly ok: false; readonly error: PeerError };
+
+const ok: PeerResult = { ok: true };
+
+export interface PeerStatus extends StreamStatus {
+  readonly address: PeerAddress;
+  readonly snapshotsInFlight: number;
+}
+
+interface Peer {
+  readonly id: NodeId;
+  address: PeerAddress;
+  readonly stream: PeerStream;
+  readonly snapshots: Set<SnapshotSend>;
+  readonly unreachable: Throttle;
+  readonly dropLog: Throttle;
+  /** Drops not yet reported in a log line. */
+  droppedUnlogged: number;
+}
+
+type Phase = "new" | "running" | "stopped";
+
+export class Transport {
+  private readonly self: NodeId;
+  private readonly opts: TransportOptions;
+  private readonly logger: Logger;
+  private readonly metrics: TransportMetrics;
+  private readonly maxFrameBytes: number;
+  private readonly maxSnapshotBytes: number;
+  private readonly streamContext: StreamContext;
+  private readonly inboundContext: InboundContext;
+  private readonly peers = new Map<NodeId, Peer>();
+  private readonly inbound = new Set<InboundConnection>();
+  /** The current inbound message stream from each peer. */
+  private readonly streamsFrom = new Map<NodeId, InboundConnection>();
+  private readonly unknownPeerLog = new Throttle(dropLogIntervalMs);
+  private server: Server | null = null;
+  private phase: Phase = "new";
+  private stopping: Promise<void> | null = null;
+
+  constructor(opts: TransportOptions) {
+    this.self = opts.self;
+    this.opts = opts;
+    this.logger = opts.logger ?? silentLogger;
+    this.metrics = opts.metrics ?? noMetrics;
+    const d = transportDefaults;
+    const positive = (name: string, v: number): number => {
+      if (!(Number.isFinite(v) && v > 0)) throw new Error(`transport: ${name} must be a positive number, got ${v}`);
+      return v;
+    };
+    const maxQueueBytes = positive("maxQueueBytes", opts.maxQueueBytes ?? d.maxQueueBytes);
+    this.maxFrameBytes = positive("maxFrameBytes", opts.maxFrameBytes ?? d.maxFrameBytes);
+    this.maxSnapshotBytes = positive("maxSnapshotBytes", opts.maxSnapshotBytes ?? d.maxSnapshotBytes);
+    if (this.maxFrameBytes >= 2 ** 32 || this.maxSnapshotBytes >= 2 ** 32) throw new Error("transport: frame limits must fit the u32 length prefix");
+    const timing = {
+      pingIntervalMs: positive("pingIntervalMs", opts.pingIntervalMs ?? d.pingIntervalMs),
+      idleTimeoutMs: positive("idleTimeoutMs", opts.idleTimeoutMs ?? d.idleTimeoutMs),
+      dialTimeoutMs: positive("dialTimeoutMs", opts.dialTimeoutMs ?? d.dialTimeoutMs),
+      backoffInitialMs: positive("backoffInitialMs", opts.backoffInitialMs ?? d.backoffInitialMs),
+      backoffMaxMs: positive("backoffMaxMs", opts.backoffMaxMs ?? d.backoffMaxMs),
+    };
+    this.streamContext = {
+      self: opts.self,
+      clusterId: opts.clusterId,
+      logger: this.logger,
+      timing,
+      maxQueueBytes,
+      maxFrameBytes: this.maxFrameBytes,
+      random: opts.random ?? Math.random,
+      dropped: (peer, count, reason) => {
+        this.dropped(peer, count, reason);
+      },
+      unreachable: (peer) => {
+        this.reportUnreachable(peer);
+      },
+      rtt: (peer, seconds) => {
+        this.metrics.rtt(peer, seconds);
+      },
+    };
+    this.inboundContext = {
+      self: opts.self,
+      clusterId: opts.clusterId,
+      logger: this.logger,
+      maxFrameBytes: this.maxFrameBytes,
+      maxSnapshotBytes: this.maxSnapshotBytes,
+      idleTimeoutMs: timing.idleTimeoutMs,
+      isPeer: (id) => this.peers.has(id),
+      deliver: (m) => {
+        opts.onMessage(m);
+      },
+      streamOpened: (conn) => {
+        this.streamOpened(conn);
+      },
+      closed: (conn) => {
+        this.inbound.delete(conn);
+        if (conn.peer !== null && this.streamsFrom.get(conn.peer) === conn) this.streamsFrom.delete(conn.peer);
+      },
+    };
+    for (const [id, url] of opts.peers) {
+      const r = this.addPeer(id, url);
+      if (!r.ok) throw new Error(`transport: peer ${id}: ${describePeerError(r.error)}`);
+    }
+  }
+
+  /** Listens, and starts dialling every peer. Messages sent before start() are dropped. */
+  async start(): Promise<{ port: number }> {
+    if (this.phase !== "new") throw new Error(`transport: start() in phase ${this.phase}`);
+    this.phase = "running";
+    for (const p of this.peers.values()) p.stream.start();
+    const server = createServer({ noDelay: true, keepAlive: true }, (socket) => {
+      this.accept(socket);
+    });
+    server.maxConnections = maxInboundConnections;
+    this.server = server;
+    const { host, port } = this.opts.listen;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host, port }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    server.on("error", (err) => {
+      this.logger.warn({ err: err.message }, "peer listener error");
+    });
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("transport: the listener has no TCP address");
+    this.logger.info({ self: this.self, host, port: address.port }, "listening for peers");
+    return { port: address.port };
+  }
+
+  /**
+   * Queues messages for their peers and returns at once. Messages to one peer
+   * are written together once per event-loop turn. Snapshots go over a
+   * connection of their own; their outcome arrives via onSnapshotStatus.
+   */
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      if (!isRemote(m)) throw new Error(`transport: ${m.type} is a local message and never leaves the node`);
+      if (m.from !== this.self) throw new Error(`transport: ${m.type} message from ${m.from}, but this member is ${this.self}`);
+      if (m.to === this.self) throw new Error(`transport: ${m.type} message addressed to this member itself`);
+      if (this.phase === "stopped") continue;
+      const peer = this.peers.get(m.to);
+      if (peer === undefined) {
+        // Normal while membership changes propagate; not a peer to report unreachable.
+        this.metrics.sentFailure(m.to);
+        if (this.unknownPeerLog.allow(monotonicMs())) this.logger.debug({ peer: m.to, type: m.type }, "dropped message to an unknown peer");
+        continue;
+      }
+      const frame = encodeMessageFrame(m);
+      if (m.type === "snap") this.sendSnapshot(peer, frame);
+      else peer.stream.send(frame);
+    }
+  }
+
+  /** Adds a peer, or points an existing one at a new URL. Adding self is ignored. */
+  addPeer(id: NodeId, url: string): PeerResult {
+    if (id === this.self) return ok;
+    const address = parsePeerUrl(url);
+    if (isInvalidPeerUrl(address)) return { ok: false, error: address };
+    const existing = this.peers.get(id);
+    if (existing !== undefined) return this.updatePeer(id, url);
+    const peer: Peer = {
+      id,
+      address,
+      stream: new PeerStream(id, address, this.streamContext),
+      snapshots: new Set(),
+      unreachable: new Throttle(unreachableIntervalMs),
+      dropLog: new Throttle(dropLogIntervalMs),
+      droppedUnlogged: 0,
+    };
+    this.peers.set(id, peer);
+    if (this.phase === "running") {
+      this.logger.info({ peer: id, address }, "added peer");
+      peer.stream.start();
+    }
+    return ok;
+  }
+
+  /** Forgets a peer: closes its connections both ways and refuses its future ones. */
+  removePeer(id: NodeId): void {
+    const peer = this.peers.get(id);
+    if (peer === undefined) return;
+    this.peers.delete(id);
+    peer.stream.close();
+    for (const s of peer.snapshots) {
+      s.abort();
+      this.defer(() => this.opts.onSnapshotStatus?.(id, true));
+    }
+    peer.snapshots.clear();
+    for (const conn of this.inbound) if (conn.peer === id) conn.close("peer removed");
+    this.logger.info({ peer: id }, "removed peer");
+  }
+
+  /** Points a peer at a new URL; its connection is re-established at once. */
+  updatePeer(id: NodeId, url: string): PeerResult {
+    const peer = this.peers.get(id);
+    if (peer === undefined) return { ok: false, error: { type: "UnknownPeer", peer: id } };
+    const address = parsePeerUrl(url);
+    if (isInvalidPeerUrl(address)) return { ok: false, error: address };
+    if (sameAddress(address, peer.address)) return ok;
+    this.logger.info({ peer: id, from: peer.address, to: address }, "peer URL changed");
+    peer.address = address;
+    peer.stream.setAddress(address);
+    return ok;
+  }
+
+  /** The smoothed round-trip time to a peer in seconds, once measured. */
+  peerRtt(id: NodeId): number | undefined {
+    return this.peers.get(id)?.stream.rttSeconds;
+  }
+
+  /** Counters and state of the stream to a peer, for status pages and tests. */
+  peerStatus(id: NodeId): PeerStatus | undefined {
+    const peer = this.peers.get(id);
+    if (peer === undefined) return undefined;
+    return { ...peer.stream.status(), address: peer.address, snapshotsInFlight: peer.snapshots.size };
+  }
+
+  /** Peers whose message stream to this member is currently open. */
+  inboundPeers(): NodeId[] {
+    return [...this.streamsFrom.keys()];
+  }
+
+  /** Closes every connection and the listener, and drops all queues. Callbacks stop. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.phase = "stopped";
+    for (const peer of this.peers.values()) {
+      peer.stream.close();
+      for (const s of peer.snapshots) s.abort();
+      peer.snapshots.clear();
+    }
+    for (const conn of this.inbound) conn.close("transport stopped");
+    const server = this.server;
+    this.server = null;
+    if (server !== null) {
+      await new Promise<void>((resolve) => {
+        // The callback gets an error if the server never listened; stopping anyway.
+        server.close(() => {
+          resolve();
+        });
+      });
+    }
+  }
+
+  private accept(socket: Socket): void {
+    if (this.phase !== "running") {
+      socket.destroy();
+      return;
+    }
+    this.inbound.add(new InboundConnection(socket, this.inboundContext));
+  }
+
+  private streamOpened(conn: InboundConnection): void {
+    const id = conn.peer;
+    if (id === null) return;
+    // A peer dials one stream at a time, so an older one is dead or half-open.
+    const previous = this.streamsFrom.get(id);
+    if (previous !== undefined && previous !== conn) {
+      // Info, not debug: two processes claiming one member ID make this flap.
+      this.logger.info({ peer: id }, "a newer message stream from the peer replaces the older one");
+      previous.close("replaced by a newer stream from the same peer");
+    }
+    this.streamsFrom.set(id, conn);
+  }
+
+  /**
+   * Not limited per peer: Raft sends a follower one snapshot and waits for
+   * its status before sending another.
+   */
+  private sendSnapshot(peer: Peer, frame: Uint8Array): void {
+    const fail = (why: string): void => {
+      this.logger.warn({ peer: peer.id, bytes: frame.byteLength }, `snapshot send failed: ${why}`);
+      this.metrics.sentFailure(peer.id);
+      this.reportUnreachable(peer.id);
+      this.defer(() => this.opts.onSnapshotStatus?.(peer.id, true));
+    };
+    if (frame.byteLength - FRAME_HEADER_BYTES > this.maxSnapshotBytes) {
+      fail(`${frame.byteLength - FRAME_HEADER_BYTES} bytes exceed maxSnapshotBytes (${this.maxSnapshotBytes})`);
+      return;
+    }
+    if (this.phase !== "running") {
+      fail("transport not started");
+      return;
+    }
+    const { timing } = this.streamContext;
+    const started = monotonicMs();
+    const send: SnapshotSend = new SnapshotSend({
+      self: this.self,
+      peer: peer.id,
+      clusterId: this.opts.clusterId,
+      address: peer.address,
+      frame,
+      dialTimeoutMs: timing.dialTimeoutMs,
+      idleTimeoutMs: timing.idleTimeoutMs,
+      done: (failed, why) => {
+        peer.snapshots.delete(send);
+        if (failed) {
+          fail(why);
+          return;
+        }
+        const seconds = (monotonicMs() - started) / 1000;
+        this.logger.info({ peer: peer.id, bytes: frame.byteLength, seconds }, "snapshot sent");
+        this.defer(() => this.opts.onSnapshotStatus?.(peer.id, false));
+      },
+    });
+    peer.snapshots.add(send);
+  }
+
+  private dropped(id: NodeId, count: number, reason: DropReason): void {
+    for (let k = 0; k < count; k++) this.metrics.sentFailure(id);
+    const peer = this.peers.get(id);
+    if (peer === undefined) return;
+    this.reportUnreachable(id);
+    peer.droppedUnlogged += count;
+    if (!peer.dropLog.allow(monotonicMs())) return;
+    // A full queue or an oversize message is news; drops while the peer is
+    // known to be down were already announced by the stream.
+    const level = reason === "queueFull" || reason === "tooLarge" ? "warn" : "debug";
+    this.logger[level]({ peer: id, dropped: peer.droppedUnlogged, reason }, "dropped messages to peer");
+    peer.droppedUnlogged = 0;
+  }
+
+  private reportUnreachable(id: NodeId): void {
+    const peer = this.peers.get(id);
+    if (peer === undefined || !peer.unreachable.allow(monotonicMs())) return;
+    this.defer(() => {
+      // Not for a peer removed meanwhile.
+      if (this.peers.get(id) === peer) this.opts.onUnreachable?.(id);
+    });
+  }
+
+  private defer(f: () => void): void {
+    queueMicrotask(() => {
+      if (this.phase !== "stopped") f();
+    });
+  }
+}
+
+export function describePeerError(e: PeerError): string {
+  switch (e.type) {
+    case "InvalidPeerUrl":
+      return `invalid peer URL ${JSON.stringify(e.url)}: ${e.reason}`;
+    case "UnknownPeer":
+      return `unknown peer ${e.peer}`;
+  }
+}

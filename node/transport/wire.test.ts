@@ -1,0 +1,99 @@
+import { describe, expect, test } from "vitest";
+import { isDecodeError } from "../raft/codec.ts";
+import { nodeId } from "../raft/types.ts";
+import { FrameReader } from "./frame-reader.ts";
+import { everyWireMessage, wireTypes } from "./testing/fixtures.ts";
+import type { Frame } from "./wire.ts";
+import {
+  FRAME_HEADER_BYTES,
+  PROTOCOL_MAGIC,
+  decodeFrame,
+  encodeAccept,
+  encodeHello,
+  encodeMessageFrame,
+  encodePing,
+  encodePong,
+  encodeReject,
+  encodeSnapAck,
+} from "./wire.ts";
+
+const a = nodeId("a");
+const b = nodeId("b");
+
+/** The payload of one encoded frame, checking its length prefix. */
+function payloadOf(frame: Uint8Array): Uint8Array {
+  const length = new DataView(frame.buffer, frame.byteOffset).getUint32(0);
+  expect(length).toBe(frame.byteLength - FRAME_HEADER_BYTES);
+  return frame.subarray(FRAME_HEADER_BYTES);
+}
+
+describe("wire", () => {
+  test("every message type round-trips in a message frame", () => {
+    const messages = everyWireMessage(a, b);
+    expect(messages.map((m) => m.type)).toEqual(wireTypes);
+    for (const m of messages) {
+      expect(decodeFrame(payloadOf(encodeMessageFrame(m)))).toEqual({ kind: "message", message: m });
+    }
+  });
+
+  test("control frames round-trip", () => {
+    const cases: [Uint8Array, Frame][] = [
+      [encodeHello({ kind: "stream", clusterId: "c1", from: a, to: b }), { kind: "hello", hello: { kind: "stream", clusterId: "c1", from: a, to: b } }],
+      [encodeHello({ kind: "snapshot", clusterId: "ü", from: b, to: a }), { kind: "hello", hello: { kind: "snapshot", clusterId: "ü", from: b, to: a } }],
+      [encodeAccept(), { kind: "accept" }],
+      [encodeReject("ClusterMismatch", "wrong"), { kind: "reject", reason: "ClusterMismatch", detail: "wrong" }],
+      [encodePing(2 ** 45 + 3), { kind: "ping", micros: 2 ** 45 + 3 }],
+      [encodePong(17), { kind: "pong", micros: 17 }],
+      [encodeSnapAck(), { kind: "snapAck" }],
+    ];
+    for (const [bytes, frame] of cases) expect(decodeFrame(payloadOf(bytes))).toEqual(frame);
+  });
+
+  test("a hello starts with the magic, so a listener can tell a stranger from a peer", () => {
+    const payload = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b }));
+    expect(new DataView(payload.buffer, payload.byteOffset + 1).getUint32(0)).toBe(PROTOCOL_MAGIC);
+    const bad = payload.slice();
+    bad[1] = 0x47; // "G", as in GET
+    const r = decodeFrame(bad);
+    expect(isDecodeError(r) && r.message).toMatch(/bad magic/);
+  });
+
+  test("a hello of another protocol version is recognised without parsing its body", () => {
+    const payload = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b })).slice();
+    payload[5] = 2; // the version varint follows the kind byte and the magic
+    expect(decodeFrame(payload)).toEqual({ kind: "unsupportedHello", version: 2 });
+  });
+
+  test("a long reject detail is clipped to keep the frame small", () => {
+    const frame = decodeFrame(payloadOf(encodeReject("WrongMember", "x".repeat(10_000))));
+    expect(frame).toMatchObject({ kind: "reject", reason: "WrongMember" });
+    expect(!isDecodeError(frame) && frame.kind === "reject" && frame.detail.length).toBeLessThanOrEqual(512);
+  });
+
+  test("malformed payloads decode to errors, never throw", () => {
+    const valid = [...everyWireMessage(a, b).map(encodeMessageFrame), encodeHello({ kind: "stream", clusterId: "c", from: a, to: b }), encodePing(5)];
+    for (const frame of valid) {
+      const payload = payloadOf(frame);
+      // Every truncation, and a trailing byte.
+      for (let n = 0; n < payload.byteLength; n++) expect(isDecodeError(decodeFrame(payload.subarray(0, n)))).toBe(true);
+      const longer = new Uint8Array(payload.byteLength + 1);
+      longer.set(payload);
+      expect(isDecodeError(decodeFrame(longer))).toBe(true);
+    }
+    for (const kind of [0, 8, 255]) expect(isDecodeError(decodeFrame(Uint8Array.of(kind)))).toBe(true);
+  });
+
+  test("frames written back to back are read back whatever the chunking", () => {
+    const frames = everyWireMessage(a, b).map(encodeMessageFrame);
+    const stream = Buffer.concat(frames);
+    for (const chunkSize of [1, 2, 3, 7, 64, 1000, stream.byteLength]) {
+      const reader = new FrameReader(1 << 20);
+      const got: Uint8Array[] = [];
+      for (let off = 0; off < stream.byteLength; off += chunkSize) {
+        expect(reader.push(stream.subarray(off, off + chunkSize), (p) => got.push(p.slice()) > 0)).toBeNull();
+      }
+      expect(got.map((p) => decodeFrame(p))).toEqual(frames.map((f) => decodeFrame(payloadOf(f))));
+      expect(reader.buffered).toBe(0);
+    }
+  });
+});

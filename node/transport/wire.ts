@@ -1,0 +1,184 @@
+// The peer protocol on the wire.
+//
+// A connection carries frames: [u32 big-endian length][payload], where the
+// length counts the payload bytes only. The payload's first byte is the frame
+// kind; the rest is encoded with the Raft codec's Writer/Reader (varints,
+// length-prefixed strings and bytes):
+//
+//   hello    1  u32 magic "CNCD", uint version, u8 stream kind (0 stream, 1 snapshot),
+//               str cluster id, str from, str to          dialer → listener, first frame
+//   accept   2  (empty)                                    listener → dialer
+//   reject   3  str reason, str detail                     listener → dialer, then close
+//   message  4  the codec's encoded Message                dialer → listener
+//   ping     5  uint sender's monotonic clock, µs          dialer → listener
+//   pong     6  the ping's value, echoed                   listener → dialer
+//   snapAck  7  (empty)                                    listener → dialer, snapshot received
+//
+// Raft traffic flows one way on a connection, from the member that dialled:
+// each member dials every peer and sends through that connection only. The
+// listener sends control frames back (accept, reject, pong, snapAck).
+//
+// The magic and version come first in the hello, and every future version
+// must keep them there, so that a listener can name what it is talking to
+// before it understands the rest.
+
+import type { DecodeError } from "../raft/codec.ts";
+import { Writer, decodeWith, readMessage, writeMessage } from "../raft/codec.ts";
+import type { Reader } from "../raft/codec.ts";
+import type { Message, NodeId } from "../raft/types.ts";
+import { entrySize, proposedSize } from "../raft/types.ts";
+
+export const PROTOCOL_MAGIC = 0x434e4344; // "CNCD"
+export const PROTOCOL_VERSION = 1;
+export const FRAME_HEADER_BYTES = 4;
+/** Limit on frames before the hello is accepted, and on every frame a listener sends. */
+export const MAX_CONTROL_FRAME_BYTES = 4096;
+
+/** What a connection is for: the long-lived message stream, or one snapshot. */
+export type StreamKind = "stream" | "snapshot";
+
+export interface Hello {
+  readonly kind: StreamKind;
+  readonly clusterId: string;
+  readonly from: NodeId;
+  readonly to: NodeId;
+}
+
+/** Why a listener refused a connection. */
+export type RejectReason = "UnsupportedVersion" | "ClusterMismatch" | "WrongMember" | "UnknownMember";
+
+export type Frame =
+  | { readonly kind: "hello"; readonly hello: Hello }
+  /** A hello from a different protocol version; its body is not parsed. */
+  | { readonly kind: "unsupportedHello"; readonly version: number }
+  | { readonly kind: "accept" }
+  /** `reason` is a RejectReason from this version; a newer peer may send others. */
+  | { readonly kind: "reject"; readonly reason: string; readonly detail: string }
+  | { readonly kind: "message"; readonly message: Message }
+  | { readonly kind: "ping"; readonly micros: number }
+  | { readonly kind: "pong"; readonly micros: number }
+  | { readonly kind: "snapAck" };
+
+const code = { hello: 1, accept: 2, reject: 3, message: 4, ping: 5, pong: 6, snapAck: 7 } as const;
+
+/** Writes one frame; `sizeHint` (payload bytes) avoids regrowing the buffer for large messages. */
+function frame(kind: number, sizeHint: number, body?: (w: Writer) => void): Uint8Array {
+  const w = new Writer(FRAME_HEADER_BYTES + 1 + sizeHint);
+  w.u32(0); // patched below, once the length is known
+  w.u8(kind);
+  body?.(w);
+  const out = w.finish();
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(0, out.byteLength - FRAME_HEADER_BYTES);
+  return out;
+}
+
+export function encodeHello(h: Hello): Uint8Array {
+  return frame(code.hello, 64 + 3 * h.clusterId.length + 3 * (h.from.length + h.to.length), (w) => {
+    w.u32(PROTOCOL_MAGIC);
+    w.uint(PROTOCOL_VERSION);
+    w.u8(h.kind === "stream" ? 0 : 1);
+    w.str(h.clusterId);
+    w.str(h.from);
+    w.str(h.to);
+  });
+}
+
+export function encodeAccept(): Uint8Array {
+  return frame(code.accept, 0);
+}
+
+export function encodeReject(reason: RejectReason, detail: string): Uint8Array {
+  // Clipped so that the frame stays within MAX_CONTROL_FRAME_BYTES.
+  const clipped = detail.length > 512 ? `${detail.slice(0, 509)}...` : detail;
+  return frame(code.reject, 32 + 3 * clipped.length, (w) => {
+    w.str(reason);
+    w.str(clipped);
+  });
+}
+
+export function encodePing(micros: number): Uint8Array {
+  return frame(code.ping, 8, (w) => {
+    w.uint(micros);
+  });
+}
+
+export function encodePong(micros: number): Uint8Array {
+  return frame(code.pong, 8, (w) => {
+    w.uint(micros);
+  });
+}
+
+export function encodeSnapAck(): Uint8Array {
+  return frame(code.snapAck, 0);
+}
+
+/** Throws (a bug) for local message types, which never leave the node. */
+export function encodeMessageFrame(m: Message): Uint8Array {
+  return frame(code.message, messageSizeHint(m), (w) => {
+    writeMessage(w, m);
+  });
+}
+
+function messageSizeHint(m: Message): number {
+  const ids = 3 * (m.from.length + m.to.length);
+  switch (m.type) {
+    case "app":
+      return 48 + ids + m.entries.reduce((n, e) => n + entrySize(e), 0);
+    case "propose":
+      return 48 + ids + m.entries.reduce((n, e) => n + proposedSize(e), 0);
+    case "snap": {
+      const conf = m.snapshot.meta.conf;
+      const members = [...conf.voters, ...conf.learners].reduce((n, id) => n + 3 * id.length + 4, 0);
+      return 64 + ids + members + m.snapshot.data.byteLength;
+    }
+    case "readIndex":
+    case "readIndexResp":
+      return 48 + ids + m.context.byteLength;
+    default:
+      return 48 + ids;
+  }
+}
+
+function readFrame(r: Reader): Frame {
+  const kind = r.u8();
+  switch (kind) {
+    case code.hello: {
+      const magic = r.u32();
+      if (magic !== PROTOCOL_MAGIC) r.fail(`bad magic 0x${magic.toString(16)}: not a Concord peer`);
+      const version = r.uint();
+      if (version !== PROTOCOL_VERSION) {
+        r.pos += r.remaining;
+        return { kind: "unsupportedHello", version };
+      }
+      const stream = r.u8();
+      if (stream > 1) r.fail(`unknown stream kind ${stream}`);
+      const clusterId = r.str();
+      const from = r.str() as NodeId;
+      const to = r.str() as NodeId;
+      return { kind: "hello", hello: { kind: stream === 0 ? "stream" : "snapshot", clusterId, from, to } };
+    }
+    case code.accept:
+      return { kind: "accept" };
+    case code.reject:
+      return { kind: "reject", reason: r.str(), detail: r.str() };
+    case code.message:
+      return { kind: "message", message: readMessage(r) };
+    case code.ping:
+      return { kind: "ping", micros: r.uint() };
+    case code.pong:
+      return { kind: "pong", micros: r.uint() };
+    case code.snapAck:
+      return { kind: "snapAck" };
+    default:
+      return r.fail(`unknown frame kind ${kind}`);
+  }
+}
+
+/** Decodes one frame's payload (without the length prefix). Never throws on bad input. */
+export function decodeFrame(payload: Uint8Array): Frame | DecodeError {
+  // The codec copies byte fields with slice(), which on a Buffer (what
+  // sockets deliver) is a view: decoded messages would pin whole receive
+  // chunks and be Buffers. A plain view makes slice() copy.
+  const plain = Buffer.isBuffer(payload) ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : payload;
+  return decodeWith(plain, readFrame);
+}
