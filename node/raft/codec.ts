@@ -134,10 +134,9 @@ export class Reader {
   bytes(): Uint8Array {
     const n = this.uint();
     if (n > this.remaining) this.fail(`length ${n} beyond the end of input`);
-    // A copy, so that the value does not pin (or alias) a large receive
-    // buffer. Uint8Array's slice copies even when buf is a Node Buffer,
-    // whose own slice() returns a view.
-    const out = Uint8Array.prototype.slice.call(this.buf, this.pos, this.pos + n);
+    // A plain Uint8Array copy, so that the value does not pin (or alias) a
+    // large receive buffer: a Node Buffer's own slice() returns a view.
+    const out = new Uint8Array(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
   }
