@@ -32,12 +32,14 @@ export class RaftLog {
 
   constructor(storage: Storage) {
     this.storage = storage;
-    const first = storage.firstIndex();
+    // The state machine starts from the snapshot, which may be ahead of the
+    // first retained entry when entries are kept behind it.
+    const snapIndex = Math.max(storage.snapshot().meta.index, storage.firstIndex() - 1);
     this.unstableOffset = storage.lastIndex() + 1;
     this.inProgress = this.unstableOffset - 1;
-    this.committed = first - 1;
-    this.applied = first - 1;
-    this.applying = first - 1;
+    this.committed = snapIndex;
+    this.applied = snapIndex;
+    this.applying = snapIndex;
   }
 
   firstIndex(): LogIndex {

@@ -1,0 +1,24 @@
+import { describe, expect, test } from "vitest";
+import { SeededRng } from "../raft/rng.ts";
+import { crc32, crc32IsNative, crc32Table } from "./crc32.ts";
+
+describe("crc32", () => {
+  test("matches the standard check value", () => {
+    const check = new TextEncoder().encode("123456789");
+    expect(crc32Table(check)).toBe(0xcbf43926);
+    expect(crc32(check)).toBe(0xcbf43926);
+    expect(crc32Table(new Uint8Array(0))).toBe(0);
+  });
+
+  test("the table version agrees with the one in use, also when continued", () => {
+    expect(crc32IsNative).toBe(true); // Node 24 has zlib.crc32
+    const rng = new SeededRng(7);
+    for (let n = 0; n < 50; n++) {
+      const buf = new Uint8Array(rng.int(3000));
+      for (let k = 0; k < buf.length; k++) buf[k] = rng.int(256);
+      const cut = rng.int(buf.length + 1);
+      expect(crc32Table(buf)).toBe(crc32(buf));
+      expect(crc32Table(buf.subarray(cut), crc32Table(buf.subarray(0, cut)))).toBe(crc32(buf));
+    }
+  });
+});

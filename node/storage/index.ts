@@ -1,0 +1,10 @@
+export type { SnapshotCorrupt, StorageIoError, WalCorrupt, WalGap } from "./errors.ts";
+export type { StorageLogger } from "./logger.ts";
+export { silentLogger } from "./logger.ts";
+export type { SnapshotMarker } from "./record.ts";
+export type { WalOpenError, WalOpenResult, WalOptions, WalRepair, WalResult } from "./wal.ts";
+export { Wal, defaultSegmentBytes } from "./wal.ts";
+export type { LoadNewestResult, SnapshotFile, SnapshotSaveResult } from "./snapshots.ts";
+export { SnapshotStore, defaultKeepSnapshots } from "./snapshots.ts";
+export type { BootstrapResult, DurableOpenResult, DurableStorageOptions, PersistInput, SnapshotResult, StorageResult } from "./durable.ts";
+export { DurableStorage, defaultKeepEntries } from "./durable.ts";
