@@ -1,14 +1,25 @@
 // The listening side of one connection: checks the hello, then delivers the
-// dialer's messages (a stream) or its one snapshot. Anything malformed closes
-// this connection, with a log line, and nothing else.
+// dialer's messages (a stream) or its one snapshot, or answers its membership
+// query. Anything malformed closes this connection, with a log line, and
+// nothing else.
 
 import type { Socket } from "node:net";
 import { isDecodeError } from "../raft/codec.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { FrameReader, describeFramingError } from "./frame-reader.ts";
 import type { Logger } from "./observability.ts";
-import type { Hello, RejectReason } from "./wire.ts";
-import { MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, decodeFrame, encodeAccept, encodePong, encodeReject, encodeSnapAck } from "./wire.ts";
+import type { Hello, MemberHello, QueryHello, QueryReply, RejectReason } from "./wire.ts";
+import {
+  FRAME_HEADER_BYTES,
+  MAX_CONTROL_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  decodeFrame,
+  encodeAccept,
+  encodePong,
+  encodeQueryReply,
+  encodeReject,
+  encodeSnapAck,
+} from "./wire.ts";
 
 export interface InboundContext {
   readonly self: NodeId;
@@ -22,6 +33,8 @@ export interface InboundContext {
   deliver(m: Message): void;
   /** A message stream from `peer` was accepted. */
   streamOpened(conn: InboundConnection): void;
+  /** The answer to a membership query. */
+  query(): QueryReply;
   closed(conn: InboundConnection): void;
 }
 
@@ -129,6 +142,10 @@ export class InboundConnection {
   }
 
   private onHello(h: Hello): boolean {
+    return h.kind === "query" ? this.onQuery(h) : this.onMemberHello(h);
+  }
+
+  private onMemberHello(h: MemberHello): boolean {
     const { self, clusterId } = this.ctx;
     if (h.clusterId !== clusterId) {
       this.reject("ClusterMismatch", `cluster id ${JSON.stringify(h.clusterId)} does not match this member's ${JSON.stringify(clusterId)}`, h);
@@ -153,6 +170,31 @@ export class InboundConnection {
     return true;
   }
 
+  /** Answers, then closes: a query connection carries one reply and nothing else. */
+  private onQuery(h: QueryHello): boolean {
+    const { clusterId } = this.ctx;
+    if (h.clusterId !== "" && h.clusterId !== clusterId) {
+      this.reject("ClusterMismatch", `cluster id ${JSON.stringify(h.clusterId)} does not match this member's ${JSON.stringify(clusterId)}`, h);
+      return false;
+    }
+    const reply = this.ctx.query();
+    // The callback may have stopped the transport, closing this connection.
+    if (this.phase === "done") return false;
+    const frame = encodeQueryReply(reply);
+    const bytes = frame.byteLength - FRAME_HEADER_BYTES;
+    if (bytes > this.ctx.maxFrameBytes) {
+      // The dialer sees the connection close without a reply.
+      this.fail(`membership query reply of ${bytes} bytes exceeds maxFrameBytes (${this.ctx.maxFrameBytes})`);
+      return false;
+    }
+    this.ctx.logger.debug({ remote: this.remote, cluster: h.clusterId, bootstrapped: reply.bootstrapped, bytes }, "answered membership query");
+    // Like a reject: input is discarded until the dialer hangs up.
+    this.phase = "done";
+    this.socket.end(frame);
+    this.lingerThenDestroy();
+    return false;
+  }
+
   private onMessage(m: Message): boolean {
     // The hello authenticated the dialer (as far as a cluster id does); a
     // frame claiming another sender or recipient is a bug or an attack.
@@ -167,7 +209,7 @@ export class InboundConnection {
 
   private reject(reason: RejectReason, detail: string, h: Hello | null): void {
     this.ctx.logger.warn(
-      { remote: this.remote, peer: h?.from, cluster: h?.clusterId, reason },
+      { remote: this.remote, peer: h === null || h.kind === "query" ? undefined : h.from, kind: h?.kind, cluster: h?.clusterId, reason },
       `rejected peer connection: ${detail}`,
     );
     this.phase = "done";

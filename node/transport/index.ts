@@ -3,5 +3,8 @@ export { noMetrics, silentLogger } from "./observability.ts";
 export type { InvalidPeerUrl, PeerAddress } from "./peer-url.ts";
 export { parsePeerUrl } from "./peer-url.ts";
 export type { DropReason, StreamState } from "./outbound.ts";
+export type { QueryError, QueryOptions, QueryResult } from "./membership-query.ts";
+export { queryPeer } from "./membership-query.ts";
+export type { QueryReply } from "./wire.ts";
 export type { PeerError, PeerResult, PeerStatus, TransportOptions, UnknownPeer } from "./transport.ts";
 export { Transport, describePeerError, transportDefaults } from "./transport.ts";

@@ -11,6 +11,8 @@
 //   probe; nothing is retransmitted here.
 // - Callbacks never run inside send(): they are deferred to a microtask, so
 //   the caller can step its RawNode from them without re-entering itself.
+// - Membership queries (queryPeer in membership-query.ts, answered through
+//   onQuery) use connections of their own and never touch the streams.
 
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
@@ -27,6 +29,7 @@ import type { InvalidPeerUrl, PeerAddress } from "./peer-url.ts";
 import { isInvalidPeerUrl, parsePeerUrl, sameAddress } from "./peer-url.ts";
 import { SnapshotSend } from "./snapshot-sender.ts";
 import { Throttle } from "./throttle.ts";
+import type { QueryReply } from "./wire.ts";
 import { FRAME_HEADER_BYTES, encodeMessageFrame } from "./wire.ts";
 
 export interface TransportOptions {
@@ -43,6 +46,13 @@ export interface TransportOptions {
   onUnreachable?(peer: NodeId): void;
   /** The outcome of one snapshot send; `failed` if the peer did not acknowledge it. */
   onSnapshotStatus?(peer: NodeId, failed: boolean): void;
+  /**
+   * Answers a membership query from a member starting with an empty data
+   * directory (see queryPeer). `info` is opaque here, e.g. the encoded member
+   * list, and must fit maxFrameBytes, or the query goes unanswered. Without
+   * this callback the answer is `bootstrapped: false`.
+   */
+  onQuery?(): QueryReply;
   readonly metrics?: TransportMetrics;
   readonly logger?: Logger;
   /** Bound on bytes queued for one peer (including what its socket buffers). Default 16 MiB. */
@@ -92,6 +102,7 @@ export type PeerError = InvalidPeerUrl | UnknownPeer;
 export type PeerResult = { readonly ok: true } | { readonly ok: false; readonly error: PeerError };
 
 const ok: PeerResult = { ok: true };
+const notBootstrapped: QueryReply = { bootstrapped: false };
 
 export interface PeerStatus extends StreamStatus {
   readonly address: PeerAddress;
@@ -182,6 +193,7 @@ export class Transport {
       streamOpened: (conn) => {
         this.streamOpened(conn);
       },
+      query: () => opts.onQuery?.() ?? notBootstrapped,
       closed: (conn) => {
         this.inbound.delete(conn);
         if (conn.peer !== null && this.streamsFrom.get(conn.peer) === conn) this.streamsFrom.delete(conn.peer);

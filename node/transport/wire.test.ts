@@ -13,6 +13,7 @@ import {
   encodeMessageFrame,
   encodePing,
   encodePong,
+  encodeQueryReply,
   encodeReject,
   encodeSnapAck,
 } from "./wire.ts";
@@ -45,6 +46,11 @@ describe("wire", () => {
       [encodePing(2 ** 45 + 3), { kind: "ping", micros: 2 ** 45 + 3 }],
       [encodePong(17), { kind: "pong", micros: 17 }],
       [encodeSnapAck(), { kind: "snapAck" }],
+      [encodeHello({ kind: "query", clusterId: "" }), { kind: "hello", hello: { kind: "query", clusterId: "" } }],
+      [encodeHello({ kind: "query", clusterId: "c1" }), { kind: "hello", hello: { kind: "query", clusterId: "c1" } }],
+      [encodeQueryReply({ bootstrapped: false }), { kind: "queryReply", reply: { bootstrapped: false } }],
+      [encodeQueryReply({ bootstrapped: true, info: new Uint8Array(0) }), { kind: "queryReply", reply: { bootstrapped: true, info: new Uint8Array(0) } }],
+      [encodeQueryReply({ bootstrapped: true, info: Uint8Array.of(1, 2, 3) }), { kind: "queryReply", reply: { bootstrapped: true, info: Uint8Array.of(1, 2, 3) } }],
     ];
     for (const [bytes, frame] of cases) expect(decodeFrame(payloadOf(bytes))).toEqual(frame);
   });
@@ -64,6 +70,28 @@ describe("wire", () => {
     expect(decodeFrame(payload)).toEqual({ kind: "unsupportedHello", version: 2 });
   });
 
+  test("a query hello carries stream kind 2 and empty member ids, which a listener ignores", () => {
+    const payload = payloadOf(encodeHello({ kind: "query", clusterId: "c" }));
+    // kind, magic, version, stream kind, then the cluster id, from and to as length-prefixed strings.
+    expect([...payload.subarray(5)]).toEqual([1, 2, 1, 0x63, 0, 0]);
+    // A dialer that does name members gets the same query: the ids are not checked.
+    const named = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b })).slice();
+    named[6] = 2;
+    expect(decodeFrame(named)).toEqual({ kind: "hello", hello: { kind: "query", clusterId: "c" } });
+    named[6] = 3;
+    const r = decodeFrame(named);
+    expect(isDecodeError(r) && r.message).toMatch(/unknown stream kind 3/);
+  });
+
+  test("a query reply carries its info byte for byte", () => {
+    const info = Uint8Array.from({ length: 100 * 1024 }, (_, k) => (k * 2654435761) >>> 24);
+    const frame = decodeFrame(Buffer.from(payloadOf(encodeQueryReply({ bootstrapped: true, info }))));
+    if (isDecodeError(frame) || frame.kind !== "queryReply" || !frame.reply.bootstrapped) throw new Error("not a bootstrapped reply");
+    // A plain copy, not a view of the (Buffer) input.
+    expect(Buffer.isBuffer(frame.reply.info)).toBe(false);
+    expect(Buffer.from(frame.reply.info).equals(Buffer.from(info))).toBe(true);
+  });
+
   test("a long reject detail is clipped to keep the frame small", () => {
     const frame = decodeFrame(payloadOf(encodeReject("WrongMember", "x".repeat(10_000))));
     expect(frame).toMatchObject({ kind: "reject", reason: "WrongMember" });
@@ -71,7 +99,14 @@ describe("wire", () => {
   });
 
   test("malformed payloads decode to errors, never throw", () => {
-    const valid = [...everyWireMessage(a, b).map(encodeMessageFrame), encodeHello({ kind: "stream", clusterId: "c", from: a, to: b }), encodePing(5)];
+    const valid = [
+      ...everyWireMessage(a, b).map(encodeMessageFrame),
+      encodeHello({ kind: "stream", clusterId: "c", from: a, to: b }),
+      encodeHello({ kind: "query", clusterId: "c" }),
+      encodePing(5),
+      encodeQueryReply({ bootstrapped: false }),
+      encodeQueryReply({ bootstrapped: true, info: Uint8Array.of(9, 9) }),
+    ];
     for (const frame of valid) {
       const payload = payloadOf(frame);
       // Every truncation, and a trailing byte.
@@ -80,7 +115,8 @@ describe("wire", () => {
       longer.set(payload);
       expect(isDecodeError(decodeFrame(longer))).toBe(true);
     }
-    for (const kind of [0, 8, 255]) expect(isDecodeError(decodeFrame(Uint8Array.of(kind)))).toBe(true);
+    for (const kind of [0, 9, 255]) expect(isDecodeError(decodeFrame(Uint8Array.of(kind)))).toBe(true);
+    expect(isDecodeError(decodeFrame(Uint8Array.of(8, 2)))).toBe(true); // a queryReply whose bool is neither 0 nor 1
   });
 
   test("frames written back to back are read back whatever the chunking", () => {

@@ -5,18 +5,34 @@
 // kind; the rest is encoded with the Raft codec's Writer/Reader (varints,
 // length-prefixed strings and bytes):
 //
-//   hello    1  u32 magic "CNCD", uint version, u8 stream kind (0 stream, 1 snapshot),
-//               str cluster id, str from, str to          dialer → listener, first frame
-//   accept   2  (empty)                                    listener → dialer
-//   reject   3  str reason, str detail                     listener → dialer, then close
-//   message  4  the codec's encoded Message                dialer → listener
-//   ping     5  uint sender's monotonic clock, µs          dialer → listener
-//   pong     6  the ping's value, echoed                   listener → dialer
-//   snapAck  7  (empty)                                    listener → dialer, snapshot received
+//   hello       1  u32 magic "CNCD", uint version, u8 stream kind
+//                  (0 stream, 1 snapshot, 2 query),
+//                  str cluster id, str from, str to       dialer → listener, first frame
+//   accept      2  (empty)                                 listener → dialer
+//   reject      3  str reason, str detail                  listener → dialer, then close
+//   message     4  the codec's encoded Message             dialer → listener
+//   ping        5  uint sender's monotonic clock, µs       dialer → listener
+//   pong        6  the ping's value, echoed                listener → dialer
+//   snapAck     7  (empty)                                 listener → dialer, snapshot received
+//   queryReply  8  bool bootstrapped, then if true:        listener → dialer, then close
+//                  bytes info (opaque to the transport)
 //
 // Raft traffic flows one way on a connection, from the member that dialled:
 // each member dials every peer and sends through that connection only. The
-// listener sends control frames back (accept, reject, pong, snapAck).
+// listener sends control frames back (accept, reject, pong, snapAck, queryReply).
+//
+// A query connection is how a member starting with an empty data directory
+// asks a peer whether the cluster exists, and what it looks like (etcd's
+// GetClusterFromRemotePeers). Such a member may not know its own member id,
+// so the hello's from and to are empty, and the listener does not check
+// them; an empty cluster id means "any cluster", and a non-empty one must
+// match. The listener answers with one queryReply (or a reject) and closes;
+// there is no accept. The reply's payload is at most the listener's
+// maxFrameBytes.
+//
+// The query kind was added without a version bump, since stream and snapshot
+// connections are unchanged: a listener that predates it closes a query
+// connection without answering, which the dialer reports as a protocol error.
 //
 // The magic and version come first in the hello, and every future version
 // must keep them there, so that a listener can name what it is talking to
@@ -31,18 +47,36 @@ import { entrySize, proposedSize } from "../raft/types.ts";
 export const PROTOCOL_MAGIC = 0x434e4344; // "CNCD"
 export const PROTOCOL_VERSION = 1;
 export const FRAME_HEADER_BYTES = 4;
-/** Limit on frames before the hello is accepted, and on every frame a listener sends. */
+/** Limit on frames before the hello is accepted, and on every frame a listener sends except a queryReply. */
 export const MAX_CONTROL_FRAME_BYTES = 4096;
 
-/** What a connection is for: the long-lived message stream, or one snapshot. */
-export type StreamKind = "stream" | "snapshot";
+/** What a connection is for: the long-lived message stream, one snapshot, or one membership query. */
+export type StreamKind = "stream" | "snapshot" | "query";
 
-export interface Hello {
-  readonly kind: StreamKind;
+/** Indexed by the stream kind's wire value. */
+const streamKinds = ["stream", "snapshot", "query"] as const satisfies readonly StreamKind[];
+
+/** Opens a member's message stream or snapshot connection to another member. */
+export interface MemberHello {
+  readonly kind: "stream" | "snapshot";
   readonly clusterId: string;
   readonly from: NodeId;
   readonly to: NodeId;
 }
+
+/**
+ * Opens a membership query. The dialer names no member (from and to go out
+ * empty and are ignored on receipt); an empty clusterId means any cluster.
+ */
+export interface QueryHello {
+  readonly kind: "query";
+  readonly clusterId: string;
+}
+
+export type Hello = MemberHello | QueryHello;
+
+/** A listener's answer to a membership query; `info` is opaque to the transport. */
+export type QueryReply = { readonly bootstrapped: false } | { readonly bootstrapped: true; readonly info: Uint8Array };
 
 /** Why a listener refused a connection. */
 export type RejectReason = "UnsupportedVersion" | "ClusterMismatch" | "WrongMember" | "UnknownMember";
@@ -57,9 +91,10 @@ export type Frame =
   | { readonly kind: "message"; readonly message: Message }
   | { readonly kind: "ping"; readonly micros: number }
   | { readonly kind: "pong"; readonly micros: number }
-  | { readonly kind: "snapAck" };
+  | { readonly kind: "snapAck" }
+  | { readonly kind: "queryReply"; readonly reply: QueryReply };
 
-const code = { hello: 1, accept: 2, reject: 3, message: 4, ping: 5, pong: 6, snapAck: 7 } as const;
+const code = { hello: 1, accept: 2, reject: 3, message: 4, ping: 5, pong: 6, snapAck: 7, queryReply: 8 } as const;
 
 /** Writes one frame; `sizeHint` (payload bytes) avoids regrowing the buffer for large messages. */
 function frame(kind: number, sizeHint: number, body?: (w: Writer) => void): Uint8Array {
@@ -73,13 +108,15 @@ function frame(kind: number, sizeHint: number, body?: (w: Writer) => void): Uint
 }
 
 export function encodeHello(h: Hello): Uint8Array {
-  return frame(code.hello, 64 + 3 * h.clusterId.length + 3 * (h.from.length + h.to.length), (w) => {
+  const from = h.kind === "query" ? "" : h.from;
+  const to = h.kind === "query" ? "" : h.to;
+  return frame(code.hello, 64 + 3 * (h.clusterId.length + from.length + to.length), (w) => {
     w.u32(PROTOCOL_MAGIC);
     w.uint(PROTOCOL_VERSION);
-    w.u8(h.kind === "stream" ? 0 : 1);
+    w.u8(streamKinds.indexOf(h.kind));
     w.str(h.clusterId);
-    w.str(h.from);
-    w.str(h.to);
+    w.str(from);
+    w.str(to);
   });
 }
 
@@ -110,6 +147,14 @@ export function encodePong(micros: number): Uint8Array {
 
 export function encodeSnapAck(): Uint8Array {
   return frame(code.snapAck, 0);
+}
+
+/** The caller bounds the frame: its payload must fit the listener's maxFrameBytes. */
+export function encodeQueryReply(reply: QueryReply): Uint8Array {
+  return frame(code.queryReply, reply.bootstrapped ? 8 + reply.info.byteLength : 1, (w) => {
+    w.bool(reply.bootstrapped);
+    if (reply.bootstrapped) w.bytes(reply.info);
+  });
 }
 
 /** Throws (a bug) for local message types, which never leave the node. */
@@ -151,11 +196,12 @@ function readFrame(r: Reader): Frame {
         return { kind: "unsupportedHello", version };
       }
       const stream = r.u8();
-      if (stream > 1) r.fail(`unknown stream kind ${stream}`);
+      const streamKind = streamKinds[stream] ?? r.fail(`unknown stream kind ${stream}`);
       const clusterId = r.str();
       const from = r.str() as NodeId;
       const to = r.str() as NodeId;
-      return { kind: "hello", hello: { kind: stream === 0 ? "stream" : "snapshot", clusterId, from, to } };
+      if (streamKind === "query") return { kind: "hello", hello: { kind: "query", clusterId } };
+      return { kind: "hello", hello: { kind: streamKind, clusterId, from, to } };
     }
     case code.accept:
       return { kind: "accept" };
@@ -169,6 +215,8 @@ function readFrame(r: Reader): Frame {
       return { kind: "pong", micros: r.uint() };
     case code.snapAck:
       return { kind: "snapAck" };
+    case code.queryReply:
+      return { kind: "queryReply", reply: r.bool() ? { bootstrapped: true, info: r.bytes() } : { bootstrapped: false } };
     default:
       return r.fail(`unknown frame kind ${kind}`);
   }
