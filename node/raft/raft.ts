@@ -120,6 +120,12 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
+  /**
+   * Whether step 1 must fsync. False when the only change is a higher commit
+   * index: the commit index can be learned again after a restart, so it may
+   * be written lazily (with the next synced write) or not at all.
+   */
+  readonly mustSync: boolean;
 }
 
 interface PendingRead {

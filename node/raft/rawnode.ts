@@ -147,6 +147,8 @@ export class RawNode {
     const last = committedEntries[committedEntries.length - 1];
     if (last !== undefined) r.log.applying = last.index;
     r.onApplying(committedEntries);
+    const mustSync =
+      entries.length > 0 || snapshot !== null || (hardChanged && (hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote));
     const rd: Ready = {
       softState: softChanged ? soft : null,
       hardState: hardChanged ? hard : null,
@@ -155,6 +157,7 @@ export class RawNode {
       committedEntries,
       messages: r.takeMessages(),
       readStates: r.readStates,
+      mustSync,
     };
     r.readStates = [];
     if (softChanged) this.prevSoft = soft;

@@ -239,8 +239,8 @@ export class World {
       n.leaderCommit = rd.hardState.commit;
       this.checkers.onLeaderCommit(this.now, n.id, rd.hardState.commit, this.allLogs());
     }
-    const writes = rd.entries.length > 0 || rd.hardState !== null || rd.snapshot !== null;
-    if (!writes) {
+    if (!rd.mustSync) {
+      // As the node does: a commit-only hard state is not written.
       this.finishReady(n, rd);
       return;
     }
@@ -295,7 +295,7 @@ export class World {
       const prevTerm = first === undefined ? undefined : n.storage.term(first.index - 1);
       this.checkers.onPersisted(this.now, n.id, rd.entries, typeof prevTerm === "number" ? prevTerm : undefined);
     }
-    if (rd.hardState !== null) n.storage.setHardState(rd.hardState);
+    if (rd.hardState !== null && rd.mustSync) n.storage.setHardState(rd.hardState);
     // 2. Send.
     for (const m of rd.messages) this.send(m);
     // 3. Apply.
