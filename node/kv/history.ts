@@ -1,0 +1,58 @@
+// The store's event log: every event above the compaction point, in
+// revision order. Watchers catching up read it; snapshots carry it.
+//
+// Invariant: revisions are non-decreasing, every revision in
+// (max(compactRevision, 1), revision] has at least one event, and the events
+// of one revision are contiguous (they come from one command).
+
+import type { KvEvent, Revision } from "./types.ts";
+
+/** Read-only access for watchers: index positions are stable only until the next apply. */
+export interface EventHistory {
+  readonly length: number;
+  /** The i-th retained event, 0 <= i < length. */
+  at(i: number): KvEvent;
+  /** The first position whose event has revision >= `revision` (length if none). */
+  lowerBound(revision: Revision): number;
+}
+
+export class EventLog implements EventHistory {
+  private events: KvEvent[] = [];
+
+  get length(): number {
+    return this.events.length;
+  }
+
+  at(i: number): KvEvent {
+    const e = this.events[i];
+    if (e === undefined) throw new Error(`history: no event at ${i} (length ${this.events.length})`);
+    return e;
+  }
+
+  lowerBound(revision: Revision): number {
+    const events = this.events;
+    let lo = 0;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.at(mid).revision < revision) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  push(e: KvEvent): void {
+    const last = this.events[this.events.length - 1];
+    if (last !== undefined && last.revision > e.revision) throw new Error("history: revision went backwards");
+    this.events.push(e);
+  }
+
+  /** Removes and returns the events with revision <= `revision`. */
+  dropThrough(revision: Revision): KvEvent[] {
+    const n = this.lowerBound(revision + 1);
+    if (n === 0) return [];
+    const dropped = this.events.slice(0, n);
+    this.events = this.events.slice(n);
+    return dropped;
+  }
+}

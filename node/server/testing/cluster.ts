@@ -1,0 +1,262 @@
+// A local cluster of real concord-node processes on loopback, for tests and
+// benchmarks. Every member gets free ports and its own data directory.
+
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const mainScript = join(root, "node", "main.ts");
+
+/** A port that was free a moment ago (the kernel will not hand it out again soon). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      s.close(() => {
+        res(port);
+      });
+    });
+  });
+}
+
+export interface MemberSpec {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+}
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export class Member {
+  readonly spec: MemberSpec;
+  proc: ChildProcess | null = null;
+  /** Everything the process wrote, across restarts. */
+  output = "";
+  private exitWaiters: ((e: ExitInfo) => void)[] = [];
+  lastExit: ExitInfo | null = null;
+
+  constructor(spec: MemberSpec) {
+    this.spec = spec;
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.spec.clientPort}`;
+  }
+
+  get peerUrl(): string {
+    return `http://127.0.0.1:${this.spec.peerPort}`;
+  }
+
+  get running(): boolean {
+    return this.proc !== null;
+  }
+
+  start(args: readonly string[], env: Record<string, string> = {}): void {
+    if (this.proc !== null) throw new Error(`${this.name} is already running`);
+    const proc = spawn(
+      process.execPath,
+      [
+        mainScript,
+        "--name", this.name,
+        "--data-dir", this.spec.dataDir,
+        "--listen-client-urls", this.url,
+        "--listen-peer-urls", this.peerUrl,
+        "--log-level", "info",
+        ...args,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } },
+    );
+    this.proc = proc;
+    this.lastExit = null;
+    const collect = (chunk: Buffer): void => {
+      this.output += chunk.toString("utf8");
+      // Bound memory for long runs.
+      if (this.output.length > 4_000_000) this.output = this.output.slice(-2_000_000);
+    };
+    proc.stdout.on("data", collect);
+    proc.stderr.on("data", collect);
+    proc.on("exit", (code, signal) => {
+      if (this.proc === proc) this.proc = null;
+      const info = { code, signal };
+      this.lastExit = info;
+      const ws = this.exitWaiters;
+      this.exitWaiters = [];
+      for (const w of ws) w(info);
+    });
+  }
+
+  /** Resolves when the process exits (at once if it is not running). */
+  exited(): Promise<ExitInfo> {
+    if (this.proc === null) return Promise.resolve(this.lastExit ?? { code: null, signal: null });
+    return new Promise((r) => this.exitWaiters.push(r));
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<ExitInfo> {
+    const done = this.exited();
+    this.proc?.kill(signal);
+    return done;
+  }
+
+  pause(): void {
+    this.proc?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.proc?.kill("SIGCONT");
+  }
+}
+
+export interface ClusterOptions {
+  readonly size: number;
+  /** Extra flags for every member. */
+  readonly args?: readonly string[];
+  readonly namePrefix?: string;
+}
+
+export interface Status {
+  name: string;
+  id: string;
+  role: string;
+  leader: { id: string; name: string | null } | null;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  revision: number;
+  members: { id: string; name: string; role: string; voter: boolean; matchIndex?: number | null; lag?: number | null }[];
+}
+
+export class LocalCluster {
+  readonly dir: string;
+  readonly members: Member[] = [];
+  private readonly args: readonly string[];
+  private readonly prefix: string;
+
+  private constructor(dir: string, args: readonly string[], prefix: string) {
+    this.dir = dir;
+    this.args = args;
+    this.prefix = prefix;
+  }
+
+  /** Creates the members' specs; call start() to run them. */
+  static async create(o: ClusterOptions): Promise<LocalCluster> {
+    const c = new LocalCluster(mkdtempSync(join(tmpdir(), "concord-test-")), o.args ?? [], o.namePrefix ?? "m");
+    for (let k = 0; k < o.size; k++) await c.addSpec();
+    return c;
+  }
+
+  async addSpec(): Promise<Member> {
+    const name = `${this.prefix}${this.members.length + 1}`;
+    const m = new Member({
+      name,
+      clientPort: await freePort(),
+      peerPort: await freePort(),
+      dataDir: join(this.dir, name),
+    });
+    this.members.push(m);
+    return m;
+  }
+
+  member(name: string): Member {
+    const m = this.members.find((x) => x.name === name);
+    if (m === undefined) throw new Error(`no member ${name}`);
+    return m;
+  }
+
+  initialCluster(members: readonly Member[] = this.members): string {
+    return members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
+  }
+
+  /** Starts the given members (default all) as a new cluster of exactly them. */
+  start(members: readonly Member[] = this.members, extra: readonly string[] = []): void {
+    const ic = this.initialCluster(members);
+    for (const m of members) this.restart(m, ["--initial-cluster", ic, "--initial-cluster-state", "new", ...extra]);
+  }
+
+  /** Starts a member with the cluster's common flags (a restart ignores the bootstrap ones). */
+  restart(m: Member, args: readonly string[] = ["--initial-cluster", this.initialCluster(), "--initial-cluster-state", "new"]): void {
+    m.start([...this.args, ...args]);
+  }
+
+  running(): Member[] {
+    return this.members.filter((m) => m.running);
+  }
+
+  async status(m: Member): Promise<Status | null> {
+    try {
+      const r = await fetch(`${m.url}/v1/cluster/status`, { signal: AbortSignal.timeout(2000) });
+      if (!r.ok) return null;
+      return (await r.json()) as Status;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until all running members agree on one leader; returns it. */
+  async waitLeader(timeoutMs = 20_000, among: readonly Member[] = this.running()): Promise<Member> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      const sts = await Promise.all(among.map((m) => this.status(m)));
+      const ids = new Set(sts.map((s) => s?.leader?.id ?? "none"));
+      const first = sts[0];
+      if (ids.size === 1 && first?.leader != null) {
+        const lid = first.leader.id;
+        const idx = sts.findIndex((s) => s?.id === lid);
+        const leader = among[idx];
+        if (leader !== undefined) return leader;
+      }
+      last = JSON.stringify(sts.map((s) => (s === null ? null : { name: s.name, role: s.role, leader: s.leader?.name, term: s.term })));
+      await sleep(50);
+    }
+    throw new Error(`no agreed leader within ${timeoutMs} ms: ${last}`);
+  }
+
+  /** Stops every running member (SIGTERM, then SIGKILL) and removes the data unless keep is set. */
+  async destroy(keep = false): Promise<void> {
+    await Promise.all(
+      this.running().map(async (m) => {
+        const t = setTimeout(() => m.proc?.kill("SIGKILL"), 25_000);
+        m.resume();
+        await m.kill("SIGTERM");
+        clearTimeout(t);
+      }),
+    );
+    if (!keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until fn returns a value other than undefined, or throws after timeoutMs. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      lastErr = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr instanceof Error ? `: ${lastErr.message}` : ""}`);
+}
