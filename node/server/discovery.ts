@@ -11,7 +11,7 @@ import { KvStore } from "../kv/index.ts";
 import { Transport, queryPeer } from "../transport/index.ts";
 import { nodeId } from "../raft/index.ts";
 import type { Config } from "./config.ts";
-import type { Identity } from "./identity.ts";
+import type { Identity, SeedMember } from "./identity.ts";
 import { clusterIdFor, initialMemberId, randomMemberId } from "./identity.ts";
 import type { MemberInfo } from "./state.ts";
 import { decodeStateSnapshot, encodeStateSnapshot } from "./state.ts";
@@ -32,6 +32,17 @@ export interface DiscoveryError {
 const fail = (message: string): DiscoveryError => ({ type: "DiscoveryError", message });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const seed = (m: MemberInfo): SeedMember => ({ id: m.id, name: m.name, peerUrls: m.peerUrls });
+
+/** The first snapshot of a new cluster: its members and an empty store at index 1. */
+export function initialSnapshotData(clusterId: string, members: readonly SeedMember[]): Uint8Array {
+  return encodeStateSnapshot(
+    clusterId,
+    members.map((m) => ({ ...m, clientUrls: [] })),
+    new KvStore({ appliedIndex: 1 }).snapshot(),
+  );
+}
 
 function advertisedPeerUrl(config: Config): string {
   const u = config.initialAdvertisePeerUrls?.[0] ?? config.listenPeerUrls[0];
@@ -106,10 +117,10 @@ async function bootstrapNew(config: Config, log: Logger): Promise<Discovered | D
   }));
   const me = members.find((m) => m.name === config.name);
   if (me === undefined) return fail("internal: this member is missing from its own initial cluster");
-  const identity: Identity = { id: me.id, name: config.name, clusterId };
+  const identity: Identity = { id: me.id, name: config.name, clusterId, origin: "new", members: members.map(seed) };
   const others = members.filter((m) => m !== me).map((m) => m.peerUrls[0] ?? "");
   const quorum = Math.floor(members.length / 2) + 1;
-  const data = encodeStateSnapshot(clusterId, members, new KvStore({ appliedIndex: 1 }).snapshot());
+  const data = initialSnapshotData(clusterId, members);
   const boot: Discovered = { identity, bootstrap: { voters: members.map((m) => m.id), data }, members };
 
   // Bootstrap only once a majority of the initial members (this one included)
@@ -150,7 +161,11 @@ async function joinExisting(config: Config, log: Logger): Promise<Discovered | D
       }
       if (listed.clientUrls.length > 0) return lostData(listed);
       log.info({ id: listed.id, peer: a.url }, "joining an existing cluster");
-      return { identity: { id: listed.id, name: config.name, clusterId: a.clusterId }, bootstrap: null, members: a.members };
+      return {
+        identity: { id: listed.id, name: config.name, clusterId: a.clusterId, origin: "join", members: a.members.map(seed) },
+        bootstrap: null,
+        members: a.members,
+      };
     }
     if (round % 10 === 0) log.info({ asked: urls }, `waiting to be added to the cluster (POST /v1/cluster/members {"name":"${config.name}","peerUrls":["${advertised}"]})`);
     await sleep(1000);
@@ -178,5 +193,5 @@ async function restoreFromFile(config: Config, file: string, log: Logger): Promi
   // The restored store continues its revisions; the new cluster's log starts at index 1.
   const data = encodeStateSnapshot(clusterId, [member], kv.rebased(1).snapshot());
   log.info({ file, revision: kv.revision, keys: kv.keyCount, clusterId }, "restoring a new single-member cluster from a snapshot");
-  return { identity: { id, name: config.name, clusterId }, bootstrap: { voters: [id], data }, members: [member] };
+  return { identity: { id, name: config.name, clusterId, origin: "restore", members: [seed(member)] }, bootstrap: { voters: [id], data }, members: [member] };
 }

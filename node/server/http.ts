@@ -842,6 +842,8 @@ export function buildApp(server: ConcordServer): express.Express {
     res.status(upstream.status);
     const ct = upstream.headers.get("content-type");
     if (ct !== null) res.setHeader("Content-Type", ct);
+    const retryAfter = upstream.headers.get("retry-after");
+    if (retryAfter !== null) res.setHeader("Retry-After", retryAfter);
     res.end(Buffer.from(await upstream.arrayBuffer()));
     return false;
   }
@@ -979,9 +981,11 @@ export function buildApp(server: ConcordServer): express.Express {
       sendError(res, err);
       return;
     }
-    const e = err as { type?: string; status?: number; message?: string };
+    const e = err as { type?: string; status?: number; message?: string; limit?: number };
     if (e.type === "entity.too.large") {
-      sendError(res, new ApiError(413, "ValueTooLarge", `the body exceeds ${server.config.maxValueBytes} bytes`, { limit: server.config.maxValueBytes }));
+      // The limit of the body parser that refused it: --max-value-bytes for a value, 4 MiB for JSON.
+      const limit = e.limit ?? server.config.maxValueBytes;
+      sendError(res, new ApiError(413, "ValueTooLarge", `the body exceeds ${limit} bytes`, { limit }));
       return;
     }
     if (e.type === "entity.parse.failed") {

@@ -9,13 +9,34 @@ import { z } from "zod";
 import type { NodeId } from "../raft/index.ts";
 import { nodeId } from "../raft/index.ts";
 
+/** How the data directory was initialised, so that an interrupted start can finish. */
+export type Origin = "new" | "join" | "restore";
+
+export interface SeedMember {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly peerUrls: readonly string[];
+}
+
 export interface Identity {
   readonly id: NodeId;
   readonly name: string;
   readonly clusterId: string;
+  readonly origin: Origin;
+  /**
+   * The members known when the directory was initialised: the initial
+   * cluster (origin new) or the directory learned from a peer (origin join).
+   */
+  readonly members: readonly SeedMember[];
 }
 
-const identitySchema = z.object({ id: z.string().regex(/^[0-9a-f]{16}$/), name: z.string().min(1), clusterId: z.string().min(1) });
+const identitySchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  name: z.string().min(1),
+  clusterId: z.string().min(1),
+  origin: z.enum(["new", "join", "restore"]),
+  members: z.array(z.object({ id: z.string().min(1), name: z.string().min(1), peerUrls: z.array(z.string()) })),
+});
 
 const fileName = "member.json";
 
@@ -54,7 +75,11 @@ export async function readIdentity(dataDir: string): Promise<IdentityRead> {
   try {
     const parsed = identitySchema.safeParse(JSON.parse(text));
     if (!parsed.success) return { error: `${join(dataDir, fileName)} is invalid: ${parsed.error.issues[0]?.message ?? "?"}` };
-    return { found: true, identity: { ...parsed.data, id: nodeId(parsed.data.id) } };
+    const d = parsed.data;
+    return {
+      found: true,
+      identity: { ...d, id: nodeId(d.id), members: d.members.map((m) => ({ ...m, id: nodeId(m.id) })) },
+    };
   } catch {
     return { error: `${join(dataDir, fileName)} is not JSON` };
   }

@@ -17,7 +17,7 @@ import { RaftDriver } from "./driver.ts";
 import { buildApp } from "./http.ts";
 import type { Identity } from "./identity.ts";
 import { readIdentity, writeIdentity } from "./identity.ts";
-import { discover } from "./discovery.ts";
+import { discover, initialSnapshotData } from "./discovery.ts";
 import { LeaseClock } from "./leases.ts";
 import { NodeMetrics } from "./metrics.ts";
 import type { MemberInfo } from "./state.ts";
@@ -95,22 +95,37 @@ export class ConcordServer {
     if ("error" in found) return startError(found.error);
     let identity: Identity;
     let snapshotData: Uint8Array | null = opened.snapshot?.data ?? null;
-    let seedMembers: readonly MemberInfo[] = [];
+    let seedMembers: readonly MemberInfo[];
+    const bootstrap = async (voters: readonly NodeId[], data: Uint8Array): Promise<StartError | null> => {
+      const res = await storage.bootstrap(voters, data);
+      if (!res.ok) return startError(`cannot initialise ${config.dataDir}: ${"message" in res.error ? res.error.message : res.error.type}`);
+      snapshotData = data;
+      return null;
+    };
     if (found.found) {
       identity = found.identity;
-      if (snapshotData === null) return startError(`${config.dataDir} has a member identity but no snapshot: the data directory is damaged`);
+      seedMembers = identity.members.map((m) => ({ ...m, clientUrls: [] }));
+      if (snapshotData === null) {
+        // The identity is written before the first snapshot: finish what was interrupted.
+        if (identity.origin === "new") {
+          const err = await bootstrap(identity.members.map((m) => m.id), initialSnapshotData(identity.clusterId, identity.members));
+          if (err !== null) return err;
+        } else if (identity.origin === "restore") {
+          return startError(`${config.dataDir} holds an interrupted restore; empty it and run --restore-snapshot again`);
+        }
+        // A joining member that has not yet received its first snapshot starts empty again.
+      }
       log.info({ id: identity.id, name: identity.name }, "resuming from the data directory; bootstrap flags are ignored");
     } else {
       const d = await discover(config, log);
       if ("type" in d) return startError(d.message);
       identity = d.identity;
       seedMembers = d.members;
-      if (d.bootstrap !== null) {
-        const res = await storage.bootstrap(d.bootstrap.voters, d.bootstrap.data);
-        if (!res.ok) return startError(`cannot initialise ${config.dataDir}: ${"message" in res.error ? res.error.message : res.error.type}`);
-        snapshotData = d.bootstrap.data;
-      }
       await writeIdentity(config.dataDir, identity);
+      if (d.bootstrap !== null) {
+        const err = await bootstrap(d.bootstrap.voters, d.bootstrap.data);
+        if (err !== null) return err;
+      }
     }
 
     // The state machine, from the snapshot (or empty, for a member that joins and awaits one).
