@@ -1,0 +1,217 @@
+// Watches over Server-Sent Events: order and completeness under many
+// writes, resuming with Last-Event-ID, compacted starts, prefixes, and
+// transactions (one revision, several events, one id).
+
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { LocalCluster } from "./testing/cluster.ts";
+import type { PutResult, SseEvent } from "./testing/client.ts";
+import { SseStream, call, del, json, keepLogs, postJson, putOk, testTiming } from "./testing/client.ts";
+
+let cluster: LocalCluster;
+const streams: SseStream[] = [];
+
+beforeAll(async () => {
+  cluster = await LocalCluster.create({ size: 3, namePrefix: "w", args: testTiming });
+  cluster.start();
+  await cluster.waitLeader();
+});
+
+afterEach(() => {
+  for (const s of streams.splice(0)) s.close();
+});
+
+afterAll(async () => {
+  keepLogs(cluster, "watch");
+  await cluster.destroy();
+});
+
+async function watch(path: string, headers: Record<string, string> = {}, via = cluster.members[0]): Promise<SseStream> {
+  if (via === undefined) throw new Error("no member");
+  const s = await SseStream.open(via, path, headers);
+  streams.push(s);
+  expect(s.status).toBe(200);
+  expect(s.headers.get("content-type")).toMatch(/^text\/event-stream/);
+  return s;
+}
+
+const rev = (e: SseEvent): number => Number(e.data["revision"]);
+const key = (e: SseEvent): string => String(e.data["key"]);
+
+describe("watch", () => {
+  test("many writes through every member arrive in revision order, without gaps or repeats", async () => {
+    const leader = await cluster.waitLeader();
+    const follower = cluster.running().find((m) => m !== leader);
+    const s = await watch("/v1/watch?key=order/&prefix=true", {}, follower);
+    const writes: PutResult[] = [];
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        for (let k = 0; k < 50; k++) {
+          const m = cluster.members[(w + k) % 3];
+          if (m === undefined) throw new Error("no member");
+          writes.push(await putOk(m, `order/${w}/${k % 7}`, `${w}:${k}`));
+        }
+      }),
+    );
+    const events = await s.take(writes.length);
+    const revisions = events.map(rev);
+    // Strictly increasing, and exactly the revisions the writes were acknowledged at.
+    for (let k = 1; k < revisions.length; k++) expect(revisions[k]).toBeGreaterThan(revisions[k - 1] ?? 0);
+    expect(revisions).toEqual(writes.map((w) => w.revision).sort((a, b) => a - b));
+    // Each event is its write, and carries its revision as the id.
+    const byRevision = new Map(writes.map((w) => [w.revision, w]));
+    for (const e of events) {
+      expect(e.event).toBe("put");
+      expect(e.id).toBe(String(rev(e)));
+      expect(key(e)).toBe(byRevision.get(rev(e))?.key);
+      expect(e.data["modRevision"]).toBe(rev(e));
+    }
+  });
+
+  test("a stream resumed with Last-Event-ID neither misses nor repeats events", async () => {
+    const leader = await cluster.waitLeader();
+    const start = await putOk(leader, "resume/start", "0");
+    const expected: string[] = [];
+    const write = async (k: number): Promise<void> => {
+      if (k % 10 === 3) {
+        // A transaction: one revision, three events.
+        const r = await postJson(leader, "/v1/txn", {
+          success: [0, 1, 2].map((j) => ({ put: { key: `resume/t${k}/${j}`, value: `${k}` } })),
+        });
+        expect(r.status).toBe(200);
+        for (const j of [0, 1, 2]) expected.push(`resume/t${k}/${j}`);
+      } else {
+        await putOk(leader, `resume/${k}`, `${k}`);
+        expected.push(`resume/${k}`);
+      }
+    };
+    for (let k = 0; k < 40; k++) await write(k);
+
+    // Read part of the stream, then drop the connection in the middle of a transaction's events.
+    const path = `/v1/watch?key=resume/&prefix=true&fromRevision=${start.revision + 1}`;
+    const first = await watch(path);
+    const seen: SseEvent[] = [];
+    let lastId: string | null = null;
+    for (;;) {
+      const e = await first.next();
+      if (e === null) throw new Error("stream ended");
+      seen.push(e);
+      if (e.id !== null) lastId = e.id;
+      // Stop after the first event of the second transaction (it carries no id).
+      if (key(e) === "resume/t13/0") break;
+    }
+    first.close();
+    expect(lastId).not.toBeNull();
+    // A client keeps what it received up to the last id; the rest comes again.
+    const kept = seen.filter((e) => rev(e) <= Number(lastId));
+    expect(kept.length).toBe(seen.length - 1);
+
+    for (let k = 40; k < 60; k++) await write(k);
+    const second = await watch("/v1/watch?key=resume/&prefix=true", { "Last-Event-ID": String(lastId) });
+    const rest = await second.take(expected.length - kept.length);
+    const all = [...kept, ...rest].map(key);
+    expect(all).toEqual(expected);
+    expect(rev(rest[0] ?? kept[0] ?? ({} as SseEvent))).toBe(Number(lastId) + 1);
+    // Nothing more arrives: no repeats at the end either.
+    const extra = await putOk(leader, "resume/zz", "end");
+    const tail = await second.next();
+    expect(tail === null ? null : rev(tail)).toBe(extra.revision);
+  });
+
+  test("a prefix watch sees only its prefix; a key watch only its key; deletes are events too", async () => {
+    const leader = await cluster.waitLeader();
+    const prefixWatch = await watch("/v1/watch?key=app/&prefix=true");
+    const keyWatch = await watch(`/v1/watch?key=${encodeURIComponent("app")}`);
+    await putOk(leader, "app", "root");
+    await putOk(leader, "apple", "not under app/");
+    const a = await putOk(leader, "app/a", "1");
+    await putOk(leader, "other/a", "x");
+    const b = await putOk(leader, "app/b", "2");
+    const d = await del(leader, "app/a");
+    expect(d.status).toBe(200);
+
+    const pe = await prefixWatch.take(3);
+    expect(pe.map((e) => [e.event, key(e)])).toEqual([
+      ["put", "app/a"],
+      ["put", "app/b"],
+      ["delete", "app/a"],
+    ]);
+    expect(pe.map(rev)).toEqual([a.revision, b.revision, json<{ revision: number }>(d).revision]);
+    const ke = await keyWatch.take(1);
+    expect(ke.map((e) => [e.event, key(e), e.data["value"]])).toEqual([["put", "app", "root"]]);
+    await putOk(leader, "app", "root2");
+    expect((await keyWatch.next())?.data["value"]).toBe("root2");
+  });
+
+  test("a transaction's events share one revision and only the last carries the id", async () => {
+    const leader = await cluster.waitLeader();
+    const s = await watch("/v1/watch?key=txn/&prefix=true&prevKv=true");
+    await putOk(leader, "txn/b", "old");
+    await putOk(leader, "txn/c", "doomed");
+    const r = await postJson(leader, "/v1/txn", {
+      compare: [{ key: "txn/b", target: "version", op: "==", value: 1 }],
+      success: [{ put: { key: "txn/a", value: "1" } }, { put: { key: "txn/b", value: "2" } }, { delete: { key: "txn/c" } }, { get: { key: "txn/b" } }],
+    });
+    expect(r.status, r.text).toBe(200);
+    const t = json<{ succeeded: boolean; revision: number }>(r);
+    expect(t.succeeded).toBe(true);
+
+    const [single, , ...events] = await s.take(5);
+    expect(single?.id).toBe(String(t.revision - 2));
+    expect(events.map((e) => [e.event, key(e)])).toEqual([
+      ["put", "txn/a"],
+      ["put", "txn/b"],
+      ["delete", "txn/c"],
+    ]);
+    expect(events.map(rev)).toEqual([t.revision, t.revision, t.revision]);
+    expect(events.map((e) => e.id)).toEqual([null, null, String(t.revision)]);
+    // prevKv on the overwrite and the delete.
+    expect((events[1]?.data["prevKv"] as { value?: string } | undefined)?.value).toBe("old");
+    expect((events[2]?.data["prevKv"] as { value?: string } | undefined)?.value).toBe("doomed");
+  });
+
+  test("a watch from a compacted revision gets the Compacted error event", async () => {
+    const leader = await cluster.waitLeader();
+    await putOk(leader, "compact/a", "1");
+    const w = await putOk(leader, "compact/a", "2");
+    const c = await postJson(leader, "/v1/compact", { revision: w.revision });
+    expect(c.status, c.text).toBe(200);
+    expect(json(c)).toEqual({ compactRevision: w.revision });
+
+    for (const m of cluster.running()) {
+      // A linearizable read there waits until the member has applied the compaction
+      // (which makes no new revision, so minRevision cannot tell).
+      expect((await call(m, "/v1/kv/compact%2Fa")).status).toBe(200);
+      const s = await watch(`/v1/watch?key=compact/a&fromRevision=${w.revision - 1}`, {}, m);
+      const e = await s.next();
+      expect(e?.event).toBe("error");
+      expect(e?.data["code"]).toBe("Compacted");
+      expect(e?.data["compactRevision"]).toBe(w.revision);
+      expect(await s.next()).toBeNull();
+      // The compaction point itself is compacted too (node/kv: "at or below").
+      const at = await watch(`/v1/watch?key=compact/a&fromRevision=${w.revision}`, {}, m);
+      expect((await at.next())?.data["code"]).toBe("Compacted");
+    }
+    // From just after the compaction point the watch works.
+    const ok = await watch(`/v1/watch?key=compact/a&fromRevision=${w.revision + 1}`);
+    const next = await putOk(leader, "compact/a", "3");
+    const first = await ok.next();
+    expect(first?.event).toBe("put");
+    expect(rev(first ?? ({} as SseEvent))).toBe(next.revision);
+  });
+
+  test("progress events report how far the stream has been delivered", async () => {
+    const leader = await cluster.waitLeader();
+    const s = await watch("/v1/watch?key=quiet/&prefix=true&progressMs=100");
+    const w = await putOk(leader, "elsewhere/x", "1");
+    // With nothing to deliver, progress catches up to the store's revision.
+    for (;;) {
+      const p = await s.next(5000, true);
+      if (p === null) throw new Error("stream ended");
+      expect(p.event).toBe("progress");
+      if (Number(p.data["revision"]) >= w.revision) {
+        expect(p.id).toBe(String(p.data["revision"]));
+        break;
+      }
+    }
+  });
+});
