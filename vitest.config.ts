@@ -6,5 +6,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Most integration tests wait on real processes rather than compute, so
+    // two files at a time fit two cores.
+    maxWorkers: 2,
   },
 });

@@ -75,6 +75,7 @@ export const configSchema = z
     restoreSnapshot: z.string().min(1).optional(),
     requestTimeoutMs: positiveInt(600_000),
     autoCompactionRetention: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    snapshotCatchupEntries: z.coerce.number().int().min(0).max(100_000_000),
   })
   .superRefine((c, ctx) => {
     if (c.heartbeatIntervalMs * 2 > c.electionTimeoutMs) {
@@ -110,6 +111,7 @@ const settings = {
   restoreSnapshot: { flag: "restore-snapshot", env: "CONCORD_RESTORE_SNAPSHOT", dflt: undefined },
   requestTimeoutMs: { flag: "request-timeout-ms", env: "CONCORD_REQUEST_TIMEOUT_MS", dflt: "5000" },
   autoCompactionRetention: { flag: "auto-compaction-retention", env: "CONCORD_AUTO_COMPACTION_RETENTION", dflt: "10000" },
+  snapshotCatchupEntries: { flag: "snapshot-catchup-entries", env: "CONCORD_SNAPSHOT_CATCHUP_ENTRIES", dflt: "5000" },
 } as const satisfies Record<keyof Config, { flag: string; env: string; dflt: string | undefined }>;
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; error: string };

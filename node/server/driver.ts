@@ -105,6 +105,7 @@ export class RaftDriver {
   private appliedListeners: { index: number; resolve: () => void }[] = [];
 
   private lastLeader: NodeId | null = null;
+  private pendingLeaderChange = false;
   private lastSnapshotIndex: number;
 
   constructor(opts: DriverOptions, storage: ConstructorParameters<typeof RawNode>[1], applier: Applier, events: DriverEvents, epoch: string) {
@@ -138,6 +139,19 @@ export class RaftDriver {
     if (this.stopped) return;
     this.raw.step(m);
     this.kick();
+  }
+
+  /**
+   * Leadership moved: proposals made here may still commit (or not), so
+   * their callers get an indeterminate LeaderChanged now instead of a
+   * timeout later.
+   */
+  failPending(): void {
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.resolve({ ok: false, error: { type: "LeaderChanged" } });
+    }
+    this.waiters.clear();
   }
 
   reportUnreachable(peer: NodeId): void {
@@ -254,7 +268,10 @@ export class RaftDriver {
       const { leader, role } = rd.softState;
       this.events.onRoleChange?.(role);
       if (leader !== this.lastLeader) {
+        const hadLeader = this.lastLeader !== null;
         this.lastLeader = leader;
+        // Entries already applied in this Ready answer their callers first.
+        this.pendingLeaderChange = hadLeader;
         this.events.onLeaderChange?.(leader, this.raw.raft.term);
       }
     }
@@ -306,6 +323,10 @@ export class RaftDriver {
     }
     this.raw.advance(rd);
     this.releaseApplied();
+    if (this.pendingLeaderChange) {
+      this.pendingLeaderChange = false;
+      this.failPending();
+    }
   }
 
   private apply(e: Entry): void {

@@ -66,7 +66,7 @@ function driverError(e: DriverError): ApiError {
     case "Stopped":
       return new ApiError(503, "ShuttingDown", "this member is shutting down", {}, retry);
     case "LeaderChanged":
-      return new ApiError(503, "LeaderChanged", "the leader changed; retry", {}, retry);
+      return new ApiError(503, "LeaderChanged", "the leader changed while the request was in flight; a write may or may not have been applied", {}, retry);
   }
 }
 

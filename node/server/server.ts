@@ -72,6 +72,7 @@ export class ConcordServer {
   static async start(config: Config, log: Logger): Promise<ConcordServer | StartError> {
     const metrics = new NodeMetrics();
     const opened = await DurableStorage.open(config.dataDir, {
+      keepEntries: config.snapshotCatchupEntries,
       logger: log.child({ component: "storage" }),
       onFsync: (s) => {
         metrics.walFsync.observe(s);
@@ -267,6 +268,9 @@ export class ConcordServer {
       onMembersChanged: () => {
         this.syncPeers();
       },
+      onMemberRemoved: (id: NodeId) => {
+        if (id === this.identity.id) this.removed();
+      },
     });
   }
 
@@ -290,6 +294,23 @@ export class ConcordServer {
   }
 
   private knownPeers = new Set<NodeId>();
+
+  /**
+   * A member that applies its own removal stops, as etcd's do: it can no
+   * longer serve, and would only retry elections nobody answers. It waits a
+   * moment so that the commit reaches the others first.
+   */
+  private removed(): void {
+    if (this.removedTimer !== null) return;
+    const raft = this.driver.raw.raft;
+    this.log.warn({ id: this.identity.id, term: raft.term, index: this.state.appliedIndex() }, "this member was removed from the cluster; stopping");
+    this.draining = true;
+    this.removedTimer = setTimeout(() => {
+      void this.stop().finally(() => process.exit(0));
+    }, 1000);
+  }
+
+  private removedTimer: NodeJS.Timeout | null = null;
 
   private async listenHttp(): Promise<StartError | null> {
     const url = this.config.listenClientUrls[0];

@@ -81,6 +81,8 @@ export interface StateEvents {
   /** A lease was kept alive through the log (every member resets its deadline). */
   onLeaseKeepalive?(id: LeaseId): void;
   onMembersChanged?(): void;
+  /** A committed change removed this member. */
+  onMemberRemoved?(id: NodeId): void;
 }
 
 const snapshotVersion = 1;
@@ -148,6 +150,7 @@ export class ConcordState implements Applier {
         break;
       case "remove":
         this.members.delete(change.node);
+        this.events.onMemberRemoved?.(change.node);
         break;
     }
     // Keep the directory to what the configuration says, whatever came before.
