@@ -13,14 +13,23 @@ export function quorumSize(voters: number): number {
 export function committedIndex(voters: readonly NodeId[], matchOf: (id: NodeId) => LogIndex): LogIndex {
   const n = voters.length;
   if (n === 0) return 0;
-  const matches = new Array<number>(n);
+  // Called on every append response: an insertion sort (descending) into a
+  // reused buffer, with no allocation for the usual 1 to 9 voters.
+  const matches = n <= scratch.length ? scratch : new Float64Array(n);
   for (let k = 0; k < n; k++) {
     const v = voters[k];
-    matches[k] = v === undefined ? 0 : matchOf(v);
+    const m = v === undefined ? 0 : matchOf(v);
+    let j = k;
+    while (j > 0 && (matches[j - 1] ?? 0) < m) {
+      matches[j] = matches[j - 1] ?? 0;
+      j--;
+    }
+    matches[j] = m;
   }
-  matches.sort((a, b) => b - a);
   return matches[quorumSize(n) - 1] ?? 0;
 }
+
+const scratch = new Float64Array(16);
 
 export type VoteOutcome = "won" | "lost" | "pending";
 
