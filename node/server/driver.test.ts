@@ -1,0 +1,121 @@
+// The driver keeps heartbeats flowing while a disk write is slow: messages
+// that do not depend on local durability never wait behind an fsync.
+
+import { afterEach, describe, expect, test } from "vitest";
+import type { ConfChange, ConfState, Message, Ready, Snapshot } from "../raft/index.ts";
+import { MemoryStorage, SeededRng, defaultRaftConfig, nodeId } from "../raft/index.ts";
+import type { Applier, Persistence } from "./driver.ts";
+import { RaftDriver } from "./driver.ts";
+import type { Envelope } from "./envelope.ts";
+
+const leaderId = nodeId("a");
+const learnerId = nodeId("b");
+
+/** A disk whose writes take `delayMs`; it records when each write started and ended. */
+class SlowDisk implements Persistence {
+  readonly memory = new MemoryStorage();
+  delayMs = 0;
+  writes: { start: number; end: number }[] = [];
+
+  async persist(rd: Pick<Ready, "hardState" | "entries" | "snapshot">): Promise<{ ok: true }> {
+    const start = performance.now();
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    if (rd.snapshot !== null) this.memory.applySnapshot(rd.snapshot);
+    this.memory.append(rd.entries);
+    if (rd.hardState !== null) this.memory.setHardState(rd.hardState);
+    this.writes.push({ start, end: performance.now() });
+    return { ok: true };
+  }
+
+  createSnapshot(index: number, conf: ConfState, data: Uint8Array): Promise<{ ok: true }> {
+    this.memory.createSnapshot(index, conf, data);
+    return Promise.resolve({ ok: true });
+  }
+}
+
+class CountingApplier implements Applier {
+  applied = 1;
+  applyEnvelope(index: number, _env: Envelope): unknown {
+    this.applied = index;
+    return index;
+  }
+  applyOther(index: number): void {
+    this.applied = index;
+  }
+  applyConf(index: number, _change: ConfChange, _conf: ConfState): void {
+    this.applied = index;
+  }
+  snapshotData(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  restore(s: Snapshot): void {
+    this.applied = s.meta.index;
+  }
+  appliedIndex(): number {
+    return this.applied;
+  }
+}
+
+let driver: RaftDriver | null = null;
+
+afterEach(() => {
+  driver?.stop();
+  driver = null;
+});
+
+describe("the driver", () => {
+  test("heartbeats keep going out while an fsync is slow", async () => {
+    const disk = new SlowDisk();
+    // One voter (it leads at once) and a learner that receives its heartbeats.
+    disk.memory.bootstrap([leaderId], new Uint8Array(0));
+    const learnerAdd: ConfChange = { type: "addLearner", node: learnerId };
+    const sent: { at: number; m: Message }[] = [];
+    const d = new RaftDriver(
+      {
+        raft: { ...defaultRaftConfig(leaderId, new SeededRng(7)), electionTick: 10, heartbeatTick: 1 },
+        storage: disk,
+        tickMs: 10,
+        snapshotCount: 1_000_000,
+        requestTimeoutMs: 10_000,
+      },
+      disk.memory,
+      new CountingApplier(),
+      {},
+      "test",
+    );
+    driver = d;
+    d.setTransport({
+      send: (ms) => {
+        for (const m of ms) sent.push({ at: performance.now(), m });
+      },
+    });
+    d.start();
+    d.raw.campaign();
+    d.kick();
+    await waitFor(() => d.raw.raft.role === "leader");
+    // Wait for the no-op to commit, then add the learner.
+    await waitFor(() => d.raw.raft.log.committed >= 2);
+    expect(d.proposeConfChange(learnerAdd).ok).toBe(true);
+    await waitFor(() => sent.some((s) => s.m.type === "heartbeat" && s.m.to === learnerId));
+
+    // Now every write takes 400 ms.
+    disk.delayMs = 400;
+    const before = disk.writes.length;
+    void d.propose("kv", new Uint8Array([1, 2, 3]));
+    await waitFor(() => disk.writes.length > before, 5000);
+    const slow = disk.writes[before];
+    if (slow === undefined) throw new Error("no slow write recorded");
+    expect(slow.end - slow.start).toBeGreaterThanOrEqual(390);
+    const during = sent.filter((s) => s.m.type === "heartbeat" && s.at > slow.start + 50 && s.at < slow.end - 50);
+    // A heartbeat every 10 ms: many while the 400 ms write is in flight, not one after it.
+    expect(during.length).toBeGreaterThan(10);
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
