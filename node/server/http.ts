@@ -975,7 +975,6 @@ export function buildApp(server: ConcordServer): express.Express {
   });
 
   // Express recognises an error handler by its four parameters.
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof ApiError) {
       sendError(res, err);
