@@ -279,4 +279,27 @@ describe("thesis §4.1 single-server changes", () => {
     net.tick(["1"], 100);
     expect(net.discard(from("1"))).toEqual([]);
   });
+
+  // Reference: thesis §4.2.2 ("the leader ... may be managing a cluster
+  // that does not include itself"). Found by the simulator (seed 90592 and
+  // others, 1-node clusters grown to 2): a leader that appended its own
+  // removal and lost leadership before replicating it held the only copy.
+  test("a voter whose removal is not yet committed may lead again to commit it", () => {
+    const net = Network.create(["1", "2"], { seed: 5 });
+    net.elect("1");
+    net.propose("1", "a");
+    net.stabilize();
+    expect(net.proposeConfChange("1", cc("remove", "1"))).toEqual({ ok: true });
+    // The removal reaches 1's disk but never 2.
+    net.process("1");
+    net.discard(to("2"));
+    net.crash("1");
+    net.restart("1");
+    expect(net.status("1").conf.voters).toEqual(["2"]);
+    expect(net.status("2").conf.voters).toEqual(["1", "2"]);
+    // 2 cannot win without 1's vote, and 1's log is longer; 1 must lead again.
+    net.runUntil(() => net.status("2").conf.voters.length === 1 && net.leader() === "2", 500);
+    expect(net.status("2")).toMatchObject({ role: "leader", conf: { voters: ["2"] } });
+    expect(net.status("1").role).not.toBe("leader");
+  });
 });

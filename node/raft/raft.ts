@@ -392,9 +392,27 @@ export class Raft {
     return this.role === "leader";
   }
 
-  /** Only voters in the current configuration may campaign. */
+  /**
+   * Who may campaign: a voter of the latest configuration, and also a voter
+   * whose removal is in its log but not known to be committed. Such a
+   * server (typically the leader that proposed its own removal and then
+   * lost leadership) may hold the only copy of the removal entry; it must be
+   * able to lead again to commit it, counting votes by the new
+   * configuration without itself (thesis §4.2.2). Otherwise the remaining
+   * voters could wait forever for a vote it will not give them.
+   */
   private promotable(): boolean {
-    return this.isVoter() && this.log.pendingSnapshot === null;
+    if (this.log.pendingSnapshot !== null) return false;
+    return this.isVoter() || this.confAt(this.log.committed).voters.includes(this.id);
+  }
+
+  /** The configuration in force as of log index i (the newest at or below it that is known). */
+  private confAt(i: LogIndex): ConfState {
+    for (let k = this.confs.length - 1; k >= 0; k--) {
+      const c = this.confs[k];
+      if (c !== undefined && c.index <= i) return c.conf;
+    }
+    return this.confs[0]?.conf ?? this.conf();
   }
 
   // --- Sending ----------------------------------------------------------------
