@@ -30,7 +30,10 @@ export function freePort(): Promise<number> {
 export interface MemberSpec {
   readonly name: string;
   readonly clientPort: number;
+  /** The peer port other members dial (the advertised one). */
   readonly peerPort: number;
+  /** Where the member really listens for peers, when a proxy sits at peerPort (chaos tests). */
+  readonly listenPeerPort?: number;
   readonly dataDir: string;
 }
 
@@ -76,7 +79,8 @@ export class Member {
         "--name", this.name,
         "--data-dir", this.spec.dataDir,
         "--listen-client-urls", this.url,
-        "--listen-peer-urls", this.peerUrl,
+        "--listen-peer-urls", `http://127.0.0.1:${this.spec.listenPeerPort ?? this.spec.peerPort}`,
+        "--initial-advertise-peer-urls", this.peerUrl,
         "--log-level", "info",
         ...args,
       ],
@@ -127,6 +131,8 @@ export interface ClusterOptions {
   /** Extra flags for every member. */
   readonly args?: readonly string[];
   readonly namePrefix?: string;
+  /** Give each member a separate real peer port, so that a proxy can sit at the advertised one. */
+  readonly proxied?: boolean;
 }
 
 export interface Status {
@@ -146,16 +152,18 @@ export class LocalCluster {
   readonly members: Member[] = [];
   private readonly args: readonly string[];
   private readonly prefix: string;
+  private readonly proxied: boolean;
 
-  private constructor(dir: string, args: readonly string[], prefix: string) {
+  private constructor(dir: string, args: readonly string[], prefix: string, proxied: boolean) {
     this.dir = dir;
     this.args = args;
     this.prefix = prefix;
+    this.proxied = proxied;
   }
 
   /** Creates the members' specs; call start() to run them. */
   static async create(o: ClusterOptions): Promise<LocalCluster> {
-    const c = new LocalCluster(mkdtempSync(join(tmpdir(), "concord-test-")), o.args ?? [], o.namePrefix ?? "m");
+    const c = new LocalCluster(mkdtempSync(join(tmpdir(), "concord-test-")), o.args ?? [], o.namePrefix ?? "m", o.proxied ?? false);
     for (let k = 0; k < o.size; k++) await c.addSpec();
     return c;
   }
@@ -166,6 +174,7 @@ export class LocalCluster {
       name,
       clientPort: await freePort(),
       peerPort: await freePort(),
+      ...(this.proxied ? { listenPeerPort: await freePort() } : {}),
       dataDir: join(this.dir, name),
     });
     this.members.push(m);
