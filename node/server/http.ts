@@ -317,6 +317,9 @@ export function buildApp(server: ConcordServer): express.Express {
       return;
     }
     if (c === "serializable") return;
+    // Test only (--unsafe-planted-bug staleReads): followers answer
+    // "linearizable" reads from local state, which the chaos checker must catch.
+    if (server.config.unsafePlantedBug === "staleReads" && driver.raw.raft.role !== "leader") return;
     const r = await driver.readBarrier();
     if (!r.ok) throw driverError(r.error);
   }

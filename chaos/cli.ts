@@ -1,0 +1,59 @@
+// npm run chaos -- --seed S --duration 60s --nodes 3|5 --faults kill,pause,partition,delay,restartAll [--bug staleReads]
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { FaultKind } from "./run.ts";
+import { faultKinds, runChaos } from "./run.ts";
+
+function fail(message: string): never {
+  process.stderr.write(`chaos: ${message}\n`);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: "string", default: "1" },
+    duration: { type: "string", default: "30s" },
+    nodes: { type: "string", default: "3" },
+    faults: { type: "string", default: faultKinds.join(",") },
+    bug: { type: "string" },
+    out: { type: "string", default: "chaos-failures" },
+  },
+});
+
+const seed = Number(values.seed);
+if (!Number.isSafeInteger(seed) || seed < 0) fail("--seed must be a non-negative integer");
+const m = /^(\d+)(ms|s|m)?$/.exec(values.duration);
+if (m === null) fail("--duration must look like 30s, 2m or 500ms");
+const n = Number(m[1]);
+const durationMs = m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+const nodes = Number(values.nodes);
+if (nodes !== 3 && nodes !== 5) fail("--nodes must be 3 or 5");
+const faults = new Set<FaultKind>();
+for (const f of values.faults.split(",").filter((x) => x !== "")) {
+  if (!(faultKinds as readonly string[]).includes(f)) fail(`--faults: ${f} is not one of ${faultKinds.join(", ")}`);
+  faults.add(f as FaultKind);
+}
+const bugs = ["staleReads"];
+if (values.bug !== undefined && !bugs.includes(values.bug)) fail(`--bug must be one of ${bugs.join(", ")}`);
+const memberArgs = values.bug === undefined ? [] : ["--unsafe-planted-bug", values.bug];
+
+const reproduce = `npm run chaos -- --seed ${seed} --duration ${values.duration} --nodes ${nodes} --faults ${[...faults].join(",")}${values.bug === undefined ? "" : ` --bug ${values.bug}`}`;
+process.stdout.write(`chaos: seed ${seed}, ${nodes} members, ${durationMs / 1000}s, faults ${[...faults].join(",") || "none"}${values.bug === undefined ? "" : `, planted bug ${values.bug}`}\n`);
+const report = await runChaos({ seed, durationMs, nodes, faults, memberArgs, log: (l) => process.stdout.write(`${l}\n`) });
+const ops = report.operations;
+process.stdout.write(
+  `operations: ${ops.total} (${Object.entries(ops.byType).map(([k, v]) => `${k} ${v}`).join(", ")}), ${ops.indeterminate} indeterminate; ${ops.serializableReads} serializable reads; ${ops.other} lease/txn calls\n`,
+);
+process.stdout.write(`faults injected: ${report.faults.length}\n`);
+for (const v of report.verdicts) process.stdout.write(`${v.checker}: ${v.verdict.toUpperCase()}${v.detail === "" ? "" : `\n  ${v.detail.split("\n").join("\n  ")}`}\n`);
+if (!report.ok) {
+  const dir = resolve(values.out, `seed-${seed}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "history.json"), JSON.stringify(report.history));
+  writeFileSync(join(dir, "verdicts.txt"), report.verdicts.map((v) => `${v.checker}: ${v.verdict}\n${v.detail}\n`).join("\n"));
+  for (const [name, log] of Object.entries(report.logs)) writeFileSync(join(dir, `${name}.log`), log);
+  process.stdout.write(`history and member logs written to ${dir}\nreproduce: ${reproduce}\n`);
+  process.exitCode = 1;
+}
