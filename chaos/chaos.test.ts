@@ -11,7 +11,7 @@ function summary(r: ChaosReport): string {
 
 const runs: readonly Pick<ChaosOptions, "seed" | "nodes" | "faults">[] = [
   { seed: 11, nodes: 3, faults: new Set(["kill", "pause"]) },
-  { seed: 12, nodes: 3, faults: new Set(["partition", "delay"]) },
+  { seed: 12, nodes: 3, faults: new Set(["partition", "delay", "membership"]) },
   { seed: 13, nodes: 5, faults: new Set(["kill", "partition", "restartAll"]) },
 ];
 

@@ -2,6 +2,7 @@
 // workload, faults chosen by the seed, then heal, and the checkers'
 // verdicts on the recorded history.
 
+import { rmSync } from "node:fs";
 import { LocalCluster, eventually, sleep } from "../node/server/testing/cluster.ts";
 import type { Member } from "../node/server/testing/cluster.ts";
 import { SeededRng } from "../node/raft/rng.ts";
@@ -14,8 +15,8 @@ import type { WatchEvent } from "./watchers.ts";
 import { Watcher, readSse } from "./watchers.ts";
 import { Workload } from "./workload.ts";
 
-export type FaultKind = "kill" | "pause" | "partition" | "delay" | "restartAll";
-export const faultKinds: readonly FaultKind[] = ["kill", "pause", "partition", "delay", "restartAll"];
+export type FaultKind = "kill" | "pause" | "partition" | "delay" | "restartAll" | "membership";
+export const faultKinds: readonly FaultKind[] = ["kill", "pause", "partition", "delay", "restartAll", "membership"];
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -147,6 +148,46 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           await sleep(1000 + rng.int(3000));
           net.heal();
           note("heal network");
+          break;
+        }
+        case "membership": {
+          // Replace a follower: remove it, wipe its data, add it back as a
+          // learner, let it catch up, promote it. Faults may overlap it.
+          if (leader === null) break;
+          const x = rng.pick(cluster.members.filter((m) => m !== leader && m.running));
+          const st = await cluster.status(leader);
+          const id = st?.members.find((mm) => mm.name === x.name)?.id;
+          if (id === undefined) break;
+          const removed = await fetch(`${leader.url}/v1/cluster/members/${id}`, { method: "DELETE", signal: AbortSignal.timeout(10_000) }).catch(() => null);
+          note(`remove member ${x.name}: ${removed?.status ?? "no answer"}`);
+          if (removed?.status !== 200) break;
+          bump(x);
+          await x.kill("SIGKILL");
+          rmSync(x.spec.dataDir, { recursive: true, force: true });
+          const added = await fetch(`${leader.url}/v1/cluster/members`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ name: x.name, peerUrls: [x.peerUrl] }),
+            signal: AbortSignal.timeout(10_000),
+          }).catch(() => null);
+          note(`add ${x.name} back as a learner with an empty data directory: ${added?.status ?? "no answer"}`);
+          if (added?.status !== 201) break;
+          const newId = ((await added.json()) as { id: string }).id;
+          const others = cluster.members.filter((m) => m !== x);
+          cluster.restart(x, ["--initial-cluster", cluster.initialCluster(others), "--initial-cluster-state", "existing"]);
+          bump(x);
+          const promoted = await eventually(
+            "the learner to be promoted",
+            async () => {
+              const l = await cluster.waitLeader(5000).catch(() => null);
+              if (l === null) return undefined;
+              const r = await fetch(`${l.url}/v1/cluster/members/${newId}/promote`, { method: "POST", signal: AbortSignal.timeout(10_000) }).catch(() => null);
+              return r !== null && (r.status === 200 || r.status === 409 && (await r.text()).includes("AlreadyVoter")) ? r.status : undefined;
+            },
+            30_000,
+            200,
+          ).catch(() => null);
+          note(`promote ${x.name}: ${promoted ?? "not promoted"}`);
           break;
         }
         case "restartAll": {
