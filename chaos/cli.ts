@@ -19,15 +19,20 @@ const { values } = parseArgs({
     faults: { type: "string", default: faultKinds.join(",") },
     bug: { type: "string" },
     out: { type: "string", default: "chaos-failures" },
+    soak: { type: "string" },
   },
 });
 
 const seed = Number(values.seed);
 if (!Number.isSafeInteger(seed) || seed < 0) fail("--seed must be a non-negative integer");
-const m = /^(\d+)(ms|s|m)?$/.exec(values.duration);
-if (m === null) fail("--duration must look like 30s, 2m or 500ms");
-const n = Number(m[1]);
-const durationMs = m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+function duration(v: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(v);
+  if (m === null) fail(`${flag} must look like 30s, 2m or 500ms`);
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+}
+const durationMs = duration(values.duration, "--duration");
+const soakMs = values.soak === undefined ? 0 : duration(values.soak, "--soak");
 const nodes = Number(values.nodes);
 if (nodes !== 3 && nodes !== 5) fail("--nodes must be 3 or 5");
 const faults = new Set<FaultKind>();
@@ -38,6 +43,37 @@ for (const f of values.faults.split(",").filter((x) => x !== "")) {
 const bugs = ["staleReads"];
 if (values.bug !== undefined && !bugs.includes(values.bug)) fail(`--bug must be one of ${bugs.join(", ")}`);
 const memberArgs = values.bug === undefined ? [] : ["--unsafe-planted-bug", values.bug];
+
+if (soakMs > 0) {
+  // A soak: consecutive fully checked runs (seed, seed+1, ...) until the time is up,
+  // alternating 3 and 5 members, so that no history grows beyond what the checker can decide.
+  const until = performance.now() + soakMs;
+  let failures = 0;
+  let runs = 0;
+  let ops = 0;
+  let faultCount = 0;
+  for (let s = seed; performance.now() < until; s++) {
+    const size = runs % 2 === 0 ? nodes : nodes === 3 ? 5 : 3;
+    const r = await runChaos({ seed: s, durationMs, nodes: size, faults, memberArgs });
+    runs++;
+    ops += r.operations.total;
+    faultCount += r.faults.length;
+    process.stdout.write(
+      `run ${runs}: seed ${s}, ${size} members, ${r.operations.total} operations (${r.operations.indeterminate} indeterminate), ${r.faults.length} faults: ${r.verdicts.map((v) => `${v.checker} ${v.verdict}`).join(", ")}\n`,
+    );
+    if (!r.ok) {
+      failures++;
+      const dir = resolve(values.out, `seed-${s}-${Date.now()}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "history.json"), JSON.stringify(r.history));
+      writeFileSync(join(dir, "verdicts.txt"), r.verdicts.map((v) => `${v.checker}: ${v.verdict}\n${v.detail}\n`).join("\n"));
+      for (const [name, log] of Object.entries(r.logs)) writeFileSync(join(dir, `${name}.log`), log);
+      process.stdout.write(`  written to ${dir}; reproduce: npm run chaos -- --seed ${s} --duration ${values.duration} --nodes ${size} --faults ${[...faults].join(",")}\n`);
+    }
+  }
+  process.stdout.write(`soak: ${runs} runs, ${ops} operations, ${faultCount} faults, ${failures} with an anomaly\n`);
+  process.exit(failures === 0 ? 0 : 1);
+}
 
 const reproduce = `npm run chaos -- --seed ${seed} --duration ${values.duration} --nodes ${nodes} --faults ${[...faults].join(",")}${values.bug === undefined ? "" : ` --bug ${values.bug}`}`;
 process.stdout.write(`chaos: seed ${seed}, ${nodes} members, ${durationMs / 1000}s, faults ${[...faults].join(",") || "none"}${values.bug === undefined ? "" : `, planted bug ${values.bug}`}\n`);
