@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { FaultKind } from "./run.ts";
+import type { ChaosReport, FaultKind } from "./run.ts";
 import { faultKinds, runChaos } from "./run.ts";
 
 function fail(message: string): never {
@@ -44,6 +44,16 @@ const bugs = ["staleReads"];
 if (values.bug !== undefined && !bugs.includes(values.bug)) fail(`--bug must be one of ${bugs.join(", ")}`);
 const memberArgs = values.bug === undefined ? [] : ["--unsafe-planted-bug", values.bug];
 
+/** Keeps the history, the verdicts and the members' logs of a failed run; returns the folder. */
+function writeFailure(r: ChaosReport): string {
+  const dir = resolve(values.out, `seed-${r.seed}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "history.json"), JSON.stringify(r.history));
+  writeFileSync(join(dir, "verdicts.txt"), r.verdicts.map((v) => `${v.checker}: ${v.verdict}\n${v.detail}\n`).join("\n"));
+  for (const [name, log] of Object.entries(r.logs)) writeFileSync(join(dir, `${name}.log`), log);
+  return dir;
+}
+
 if (soakMs > 0) {
   // A soak: consecutive fully checked runs (seed, seed+1, ...) until the time is up,
   // alternating 3 and 5 members, so that no history grows beyond what the checker can decide.
@@ -63,11 +73,7 @@ if (soakMs > 0) {
     );
     if (!r.ok) {
       failures++;
-      const dir = resolve(values.out, `seed-${s}-${Date.now()}`);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, "history.json"), JSON.stringify(r.history));
-      writeFileSync(join(dir, "verdicts.txt"), r.verdicts.map((v) => `${v.checker}: ${v.verdict}\n${v.detail}\n`).join("\n"));
-      for (const [name, log] of Object.entries(r.logs)) writeFileSync(join(dir, `${name}.log`), log);
+      const dir = writeFailure(r);
       process.stdout.write(`  written to ${dir}; reproduce: npm run chaos -- --seed ${s} --duration ${values.duration} --nodes ${size} --faults ${[...faults].join(",")}\n`);
     }
   }
@@ -85,11 +91,7 @@ process.stdout.write(
 process.stdout.write(`faults injected: ${report.faults.length}\n`);
 for (const v of report.verdicts) process.stdout.write(`${v.checker}: ${v.verdict.toUpperCase()}${v.detail === "" ? "" : `\n  ${v.detail.split("\n").join("\n  ")}`}\n`);
 if (!report.ok) {
-  const dir = resolve(values.out, `seed-${seed}-${Date.now()}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "history.json"), JSON.stringify(report.history));
-  writeFileSync(join(dir, "verdicts.txt"), report.verdicts.map((v) => `${v.checker}: ${v.verdict}\n${v.detail}\n`).join("\n"));
-  for (const [name, log] of Object.entries(report.logs)) writeFileSync(join(dir, `${name}.log`), log);
+  const dir = writeFailure(report);
   process.stdout.write(`history and member logs written to ${dir}\nreproduce: ${reproduce}\n`);
   process.exitCode = 1;
 }
