@@ -310,7 +310,7 @@ async function finalKeys(url: string): Promise<Map<string, { value: string; modR
  * contiguous slice of the reference history (no gaps, across resumes too).
  */
 export function checkWatches(streams: readonly { watcher: string; events: readonly WatchEvent[]; reconnects: number }[], reference: readonly WatchEvent[]): CheckVerdict {
-  const key = (e: WatchEvent): string => `${e.revision}/${e.key}/${e.type}`;
+  const key = (e: WatchEvent): string => `${e.revision}/${e.key}/${e.type}/${e.modRevision}/${e.value}`;
   const refIndex = new Map(reference.map((e, k) => [key(e), k]));
   const problems: string[] = [];
   let events = 0;
