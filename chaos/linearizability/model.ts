@@ -49,15 +49,9 @@ export interface Model<S, I, O> {
  * impossible). `determinize` turns it into a `Model` over sets of states,
  * as porcupine does with its NondeterministicModel.
  */
-export interface NondeterministicModel<S, I, O> {
+export interface NondeterministicModel<S, I, O> extends Omit<Model<S, I, O>, "init" | "step"> {
   init(): readonly S[];
   step(state: S, input: I, output: Outcome<O>): readonly S[];
-  partition?(history: History<I, O>): readonly Partition<I, O>[];
-  equal(a: S, b: S): boolean;
-  hash(state: S): number;
-  inputKey?(input: I): string;
-  describeOperation(input: I, output: Outcome<O>): string;
-  describeState(state: S): string;
 }
 
 /** The power-set construction. Invariant: a state set is non-empty and has no two equal members. */

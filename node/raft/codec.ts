@@ -3,7 +3,7 @@
 // below 2^53); strings are UTF-8 and bytes are length-prefixed, so entry data
 // is copied as is. Decoding never throws on bad input: it returns an error.
 
-import type { ConfChangeType, ConfState, Entry, HardState, Message, NodeId, ProposedEntry, Snapshot } from "./types.ts";
+import type { ConfChange, ConfChangeType, ConfState, Entry, HardState, Message, NodeId, ProposedEntry, Snapshot } from "./types.ts";
 
 export interface DecodeError {
   readonly type: "DecodeError";
@@ -208,15 +208,21 @@ export function writeEntry(w: Writer, e: Entry): void {
   w.u8(e.kind === "normal" ? 0 : 1);
   w.uint(e.term);
   w.uint(e.index);
-  if (e.kind === "normal") {
-    w.bytes(e.data);
-  } else {
-    w.u8(confChangeTypes.indexOf(e.change.type));
-    writeId(w, e.change.node);
-    const ctx = e.change.context;
-    w.bool(ctx !== undefined);
-    if (ctx !== undefined) w.bytes(ctx);
-  }
+  if (e.kind === "normal") w.bytes(e.data);
+  else writeConfChange(w, e.change);
+}
+
+function writeConfChange(w: Writer, c: ConfChange): void {
+  w.u8(confChangeTypes.indexOf(c.type));
+  writeId(w, c.node);
+  w.bool(c.context !== undefined);
+  if (c.context !== undefined) w.bytes(c.context);
+}
+
+function readConfChange(r: Reader): ConfChange {
+  const type = confChangeTypes[r.u8()] ?? r.fail("unknown conf change type");
+  const node = readId(r);
+  return r.bool() ? { type, node, context: r.bytes() } : { type, node };
 }
 
 export function readEntry(r: Reader): Entry {
@@ -225,10 +231,7 @@ export function readEntry(r: Reader): Entry {
   const index = r.uint();
   if (kind === 0) return { kind: "normal", term, index, data: r.bytes() };
   if (kind !== 1) r.fail(`unknown entry kind ${kind}`);
-  const type = confChangeTypes[r.u8()] ?? r.fail("unknown conf change type");
-  const node = readId(r);
-  const change = r.bool() ? { type, node, context: r.bytes() } : { type, node };
-  return { kind: "conf", term, index, change };
+  return { kind: "conf", term, index, change: readConfChange(r) };
 }
 
 function writeProposed(w: Writer, e: ProposedEntry): void {
@@ -237,11 +240,7 @@ function writeProposed(w: Writer, e: ProposedEntry): void {
     w.bytes(e.data);
   } else {
     w.u8(1);
-    w.u8(confChangeTypes.indexOf(e.change.type));
-    writeId(w, e.change.node);
-    const ctx = e.change.context;
-    w.bool(ctx !== undefined);
-    if (ctx !== undefined) w.bytes(ctx);
+    writeConfChange(w, e.change);
   }
 }
 
@@ -249,10 +248,7 @@ function readProposed(r: Reader): ProposedEntry {
   const kind = r.u8();
   if (kind === 0) return { kind: "normal", data: r.bytes() };
   if (kind !== 1) r.fail(`unknown entry kind ${kind}`);
-  const type = confChangeTypes[r.u8()] ?? r.fail("unknown conf change type");
-  const node = readId(r);
-  const change = r.bool() ? { type, node, context: r.bytes() } : { type, node };
-  return { kind: "conf", change };
+  return { kind: "conf", change: readConfChange(r) };
 }
 
 export function writeHardState(w: Writer, h: HardState): void {
