@@ -1,4 +1,5 @@
-// npm run chaos -- --seed S --duration 60s --nodes 3|5 --faults kill,pause,partition,delay,restartAll [--bug staleReads]
+// npm run chaos -- --seed S --duration 60s --nodes 3|5 --faults kill,pause,partition,delay,restartAll,membership
+//   [--bug staleReads] [--history FILE] [--soak 30m]
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     bug: { type: "string" },
     out: { type: "string", default: "chaos-failures" },
     soak: { type: "string" },
+    history: { type: "string" },
   },
 });
 
@@ -90,6 +92,11 @@ process.stdout.write(
 );
 process.stdout.write(`faults injected: ${report.faults.length}\n`);
 for (const v of report.verdicts) process.stdout.write(`${v.checker}: ${v.verdict.toUpperCase()}${v.detail === "" ? "" : `\n  ${v.detail.split("\n").join("\n  ")}`}\n`);
+if (values.history !== undefined) {
+  // Every operation with its invoke and complete times, the watch streams and the fault log.
+  writeFileSync(values.history, JSON.stringify(report.history, null, 1));
+  process.stdout.write(`history written to ${values.history}\n`);
+}
 if (!report.ok) {
   const dir = writeFailure(report);
   process.stdout.write(`history and member logs written to ${dir}\nreproduce: ${reproduce}\n`);
