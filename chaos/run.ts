@@ -218,7 +218,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await cluster.waitLeader(30_000);
     await workload.stop();
     const leader = await cluster.waitLeader(30_000);
-    const finalStatus = await eventually(
+    const converged = await eventually(
       "every member to apply the leader's commit index",
       async () => {
         const ls = await cluster.status(leader);
@@ -227,7 +227,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         return sts.every((s) => s !== null && s.appliedIndex >= ls.commitIndex) ? ls : undefined;
       },
       30_000,
-    );
+    ).catch(async (e: unknown) => {
+      // Liveness: after healing, the cluster must converge. Report it as a
+      // verdict, with every member's view, rather than abort the run.
+      const sts = await Promise.all(cluster.members.map(async (m) => `${m.name}: ${JSON.stringify(await cluster.status(m))}`));
+      return { failed: `${e instanceof Error ? e.message : String(e)}\n${sts.join("\n")}` };
+    });
+    if ("failed" in converged) {
+      for (const w of watchers) await w.stop();
+      const logs: Record<string, string> = {};
+      for (const m of cluster.members) logs[m.name] = m.output;
+      return {
+        seed: o.seed,
+        operations: { total: workload.rec.history.length, indeterminate: 0, byType: {}, serializableReads: workload.rec.serializable.length, other: 0 },
+        faults,
+        verdicts: [{ checker: "liveness", verdict: "violation", detail: converged.failed }],
+        ok: false,
+        history: { operations: workload.rec.history, faults: net.report() },
+        logs,
+      };
+    }
+    const finalStatus = converged;
     await sleep(1500);
     for (const w of watchers) await w.stop();
 
