@@ -6,14 +6,13 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually, sleep } from "./testing/cluster.ts";
 import type { KvJson } from "./testing/client.ts";
-import { call, del, errorCode, get, json, keepLogs, postJson, put, putOk, readAt, testTiming } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
+import { call, del, errorCode, get, json, keepLogs, postJson, put, putOk, readAt } from "./testing/client.ts";
 
 let cluster: LocalCluster;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "a", args: testTiming });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("a");
 });
 
 afterAll(async () => {

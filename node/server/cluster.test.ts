@@ -6,14 +6,13 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { KvJson } from "./testing/client.ts";
-import { call, exitWithin, get, json, keepLogs, leaderSeenBy, listAll, logLines, postJson, putOk, putRetrying, readAt, testTiming, whileNoLeader } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
+import { call, exitWithin, get, json, keepLogs, leaderSeenBy, listAll, logLines, postJson, putOk, putRetrying, readAt, whileNoLeader } from "./testing/client.ts";
 
 let cluster: LocalCluster;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "c", args: testTiming });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("c");
 });
 
 afterAll(async () => {

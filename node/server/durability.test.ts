@@ -8,14 +8,13 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
-import { call, exitWithin, get, json, keepLogs, listAll, logLines, memberId, postJson, put, putOk, readAt, testTiming, walRecordOffsets, walSegments } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
+import { call, exitWithin, get, json, keepLogs, listAll, logLines, memberId, postJson, put, putOk, readAt, walRecordOffsets, walSegments } from "./testing/client.ts";
 
 let cluster: LocalCluster;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "d", args: testTiming });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("d");
 });
 
 afterAll(async () => {

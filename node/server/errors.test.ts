@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { Reply } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
 import { call, errorCode, get, json, keepLogs, memberId, postJson, putOk, testTiming } from "./testing/client.ts";
 
 const maxValueBytes = 4096;
@@ -13,9 +14,7 @@ let cluster: LocalCluster;
 let m1: Member;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "e", args: [...testTiming, "--max-value-bytes", String(maxValueBytes), "--request-timeout-ms", "2000"] });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("e", [...testTiming, "--max-value-bytes", String(maxValueBytes), "--request-timeout-ms", "2000"]);
   const first = cluster.members[0];
   if (first === undefined) throw new Error("no member");
   m1 = first;

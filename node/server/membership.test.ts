@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
-import { call, errorCode, get, json, keepLogs, memberId, postJson, putOk, putRetrying, readAt, testTiming, whileNoLeader } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
+import { call, errorCode, get, json, keepLogs, memberId, postJson, putOk, putRetrying, readAt, whileNoLeader } from "./testing/client.ts";
 
 interface MemberRow {
   id: string;
@@ -21,9 +22,7 @@ interface MemberRow {
 let cluster: LocalCluster;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "s", args: testTiming });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("s");
 });
 
 afterAll(async () => {

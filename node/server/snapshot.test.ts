@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
 import { call, exitWithin, get, json, keepLogs, listAll, logLines, memberId, put, putOk, readAt, snapshotFiles, testTiming, waitLeaderOrExit } from "./testing/client.ts";
 
 // The storage keeps 5000 entries behind a snapshot (defaultKeepEntries in
@@ -18,9 +19,7 @@ let cluster: LocalCluster;
 const extra: LocalCluster[] = [];
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "p", args: [...testTiming, "--snapshot-count", "50"] });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("p", [...testTiming, "--snapshot-count", "50"]);
 });
 
 afterEach(async () => {

@@ -5,15 +5,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { LocalCluster } from "./testing/cluster.ts";
 import type { PutResult, SseEvent } from "./testing/client.ts";
-import { SseStream, call, del, json, keepLogs, postJson, putOk, testTiming } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
+import { SseStream, call, del, json, keepLogs, postJson, putOk } from "./testing/client.ts";
 
 let cluster: LocalCluster;
 const streams: SseStream[] = [];
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "w", args: testTiming });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("w");
 });
 
 afterEach(() => {

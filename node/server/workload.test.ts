@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
-import { Rng, call, del, get, json, keepLogs, listAll, postJson, put, testTiming } from "./testing/client.ts";
+import { startedCluster } from "./testing/client.ts";
+import { Rng, call, del, get, json, keepLogs, listAll, postJson, put } from "./testing/client.ts";
 
 const seed = Number(process.env["CONCORD_TEST_SEED"] ?? String(Date.now() % 1_000_000));
 const clients = 4;
@@ -18,9 +19,7 @@ const keysPerClient = 8;
 let cluster: LocalCluster;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.create({ size: 3, namePrefix: "r", args: testTiming });
-  cluster.start();
-  await cluster.waitLeader();
+  cluster = await startedCluster("r");
 });
 
 afterAll(async () => {

@@ -7,7 +7,8 @@
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LocalCluster, Member } from "./cluster.ts";
+import type { Member } from "./cluster.ts";
+import { LocalCluster } from "./cluster.ts";
 import { eventually, sleep } from "./cluster.ts";
 
 export interface Reply {
@@ -427,3 +428,11 @@ export function keepLogs(c: LocalCluster, label: string): void {
  * not about elections.
  */
 export const testTiming: readonly string[] = ["--election-timeout-ms", "500", "--heartbeat-interval-ms", "50"];
+
+/** A 3-member cluster, started, with a leader elected. */
+export async function startedCluster(namePrefix: string, args: readonly string[] = testTiming): Promise<LocalCluster> {
+  const c = await LocalCluster.create({ size: 3, namePrefix, args });
+  c.start();
+  await c.waitLeader();
+  return c;
+}
