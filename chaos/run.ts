@@ -251,9 +251,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await sleep(1500);
     for (const w of watchers) await w.stop();
 
-    // The reference: the full event history of the chaos keys, from the leader.
-    const reference = await referenceEvents(leader.url, finalStatus.revision);
-    const finalState = await finalKeys(leader.url);
+    // The reference: the full event history of the chaos keys, and the final
+    // state, read from whichever member leads now. A cluster that cannot serve
+    // them for 30 s after converging is a liveness failure, not a harness crash.
+    const final = await readFinal(cluster, finalStatus.revision);
+    if ("failed" in final) {
+      const logs: Record<string, string> = {};
+      for (const m of cluster.members) logs[m.name] = m.output;
+      return {
+        seed: o.seed,
+        operations: { total: workload.rec.history.length, indeterminate: 0, byType: {}, serializableReads: workload.rec.serializable.length, other: 0 },
+        faults,
+        verdicts: [{ checker: "liveness", verdict: "violation", detail: final.failed }],
+        ok: false,
+        history: { operations: workload.rec.history, faults: net.report() },
+        logs,
+      };
+    }
+    const { reference, finalState } = final;
 
     const verdicts: CheckVerdict[] = [];
     const lin = checkHistory(kvModel, workload.rec.history, { budget: { maxSteps: 20_000_000, timeoutMs: 20_000 } });
@@ -298,9 +313,40 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-async function referenceEvents(url: string, upTo: number): Promise<WatchEvent[]> {
+async function readFinal(
+  cluster: LocalCluster,
+  revision: number,
+): Promise<{ reference: WatchEvent[]; finalState: Map<string, { value: string; modRevision: number }> } | { failed: string }> {
+  const deadline = Date.now() + 30_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    const leader = await cluster.waitLeader(5000).catch(() => null);
+    if (leader === null) {
+      last = "no leader";
+      continue;
+    }
+    const reference = await referenceEvents(leader.url, revision);
+    if (reference === null) {
+      last = `the watch from ${leader.name} ended before revision ${revision}`;
+      await sleep(200);
+      continue;
+    }
+    const finalState = await finalKeys(leader.url);
+    if (typeof finalState === "string") {
+      last = `listing the keys on ${leader.name}: ${finalState}`;
+      await sleep(200);
+      continue;
+    }
+    return { reference, finalState };
+  }
+  return { failed: `could not read the final history and state within 30 s after convergence: ${last}` };
+}
+
+/** Every chaos-key event up to `upTo`, or null when the stream ended before it. */
+async function referenceEvents(url: string, upTo: number): Promise<WatchEvent[] | null> {
   const out: WatchEvent[] = [];
   const abort = new AbortController();
+  const progress = { reached: false };
   const reading = readSse(
     `${url}/v1/watch?key=chaos%2F&prefix=true&fromRevision=1&progressMs=200`,
     null,
@@ -308,21 +354,31 @@ async function referenceEvents(url: string, upTo: number): Promise<WatchEvent[]>
     (e) => out.push(e),
     () => { abort.abort(); },
     (id) => {
-      if (id !== null && id >= upTo) abort.abort();
+      if (id !== null && id >= upTo) {
+        progress.reached = true;
+        abort.abort();
+      }
     },
   ).catch(() => undefined);
   const timer = setTimeout(() => {
     abort.abort();
-  }, 30_000);
+  }, 10_000);
   await reading;
   clearTimeout(timer);
-  return out;
+  return progress.reached ? out : null;
 }
 
-async function finalKeys(url: string): Promise<Map<string, { value: string; modRevision: number }>> {
-  const r = await fetch(`${url}/v1/kv?prefix=chaos%2F&limit=10000`);
-  const body = (await r.json()) as { kvs: { key: string; value?: string; modRevision: number }[] };
-  return new Map(body.kvs.map((kv) => [kv.key, { value: kv.value ?? "", modRevision: kv.modRevision }]));
+/** The final chaos keys, or why they could not be listed. */
+async function finalKeys(url: string): Promise<Map<string, { value: string; modRevision: number }> | string> {
+  try {
+    const r = await fetch(`${url}/v1/kv?prefix=chaos%2F&limit=10000`, { signal: AbortSignal.timeout(10_000) });
+    const text = await r.text();
+    if (!r.ok) return `${r.status} ${text.slice(0, 200)}`;
+    const body = JSON.parse(text) as { kvs: { key: string; value?: string; modRevision: number }[] };
+    return new Map(body.kvs.map((kv) => [kv.key, { value: kv.value ?? "", modRevision: kv.modRevision }]));
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }
 
 /**
