@@ -65,7 +65,7 @@ export const configSchema = z
     listenPeerUrls: urlList,
     initialAdvertisePeerUrls: urlList.optional(),
     initialCluster: initialCluster,
-    initialClusterState: z.enum(["new", "existing"]),
+    initialClusterState: z.enum(["new", "existing", "auto"]),
     initialClusterToken: z.string().min(1).max(256),
     electionTimeoutMs: positiveInt(60_000),
     heartbeatIntervalMs: positiveInt(10_000),

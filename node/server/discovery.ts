@@ -24,6 +24,15 @@ export interface Discovered {
   readonly members: readonly MemberInfo[];
 }
 
+/**
+ * What a starting member is waiting for, published on its client port while it
+ * waits (an operator reads it to know whether to add or replace the member).
+ */
+export type DiscoveryPhase =
+  | { readonly phase: "bootstrapping"; readonly message: string }
+  | { readonly phase: "joining"; readonly message: string }
+  | { readonly phase: "dataLost"; readonly memberId: string; readonly message: string };
+
 export interface DiscoveryError {
   readonly type: "DiscoveryError";
   readonly message: string;
@@ -49,10 +58,12 @@ function advertisedPeerUrl(config: Config): string {
   return u === undefined ? "" : u.origin;
 }
 
-export async function discover(config: Config, log: Logger): Promise<Discovered | DiscoveryError> {
+export async function discover(config: Config, log: Logger, onPhase: (p: DiscoveryPhase) => void = () => undefined): Promise<Discovered | DiscoveryError> {
   if (config.restoreSnapshot !== undefined) return restoreFromFile(config, config.restoreSnapshot, log);
+  const named = config.initialCluster.has(config.name);
+  const bootstraps = config.initialClusterState === "new" || (config.initialClusterState === "auto" && named);
   // While deciding, answer other starting members' queries: "not bootstrapped".
-  const clusterId = config.initialClusterState === "new" ? clusterIdFor(config.initialClusterToken, config.initialCluster) : "";
+  const clusterId = bootstraps ? clusterIdFor(config.initialClusterToken, config.initialCluster) : "";
   const listen = config.listenPeerUrls[0];
   if (listen === undefined) return fail("no peer URL to listen on");
   const responder = new Transport({
@@ -70,7 +81,14 @@ export async function discover(config: Config, log: Logger): Promise<Discovered 
     return fail(`cannot listen for peers on ${listen.origin}: ${(e as Error).message}`);
   }
   try {
-    return config.initialClusterState === "new" ? await bootstrapNew(config, log) : await joinExisting(config, log);
+    switch (config.initialClusterState) {
+      case "new":
+        return await bootstrapNew(config, log, onPhase);
+      case "existing":
+        return await joinExisting(config, log, onPhase, { contacts: contactsOf(config), wait: false });
+      case "auto":
+        return named ? await bootstrapNew(config, log, onPhase) : await joinExisting(config, log, onPhase, { contacts: contactsOf(config), wait: true });
+    }
   } finally {
     await responder.stop();
   }
@@ -100,7 +118,12 @@ function lostData(m: MemberInfo): DiscoveryError {
   );
 }
 
-async function bootstrapNew(config: Config, log: Logger): Promise<Discovered | DiscoveryError> {
+/** The other members named in --initial-cluster: whom a joining member asks. */
+function contactsOf(config: Config): string[] {
+  return [...config.initialCluster].filter(([name]) => name !== config.name).map(([, u]) => u.origin);
+}
+
+async function bootstrapNew(config: Config, log: Logger, onPhase: (p: DiscoveryPhase) => void): Promise<Discovered | DiscoveryError> {
   const cluster = config.initialCluster;
   const mine = cluster.get(config.name);
   const advertised = advertisedPeerUrl(config);
@@ -130,6 +153,13 @@ async function bootstrapNew(config: Config, log: Logger): Promise<Discovered | D
     const running = answers.find((a) => a.bootstrapped);
     if (running?.bootstrapped === true) {
       const listed = running.members.find((m) => m.id === me.id);
+      if (config.initialClusterState === "auto" && (listed === undefined || listed.clientUrls.length > 0)) {
+        // Not (or no longer) the initial member of that name: the cluster was
+        // built without it, or this is a replacement for one whose data was
+        // lost. Join as whatever member the cluster lists under this name.
+        const contacts = running.members.filter((m) => m.id !== me.id).flatMap((m) => m.peerUrls);
+        return joinExisting(config, log, onPhase, { contacts, wait: true });
+      }
       if (listed === undefined) return fail(`member ${config.name} (${me.id}) was removed from the cluster; add it again to rejoin`);
       if (listed.clientUrls.length > 0) return lostData(listed);
       log.info({ peer: running.url }, "the cluster is already running; joining it from the initial snapshot");
@@ -141,25 +171,45 @@ async function bootstrapNew(config: Config, log: Logger): Promise<Discovered | D
       return boot;
     }
     if (round % 10 === 0) log.info({ reachable: answers.length, needed: quorum - 1 }, "waiting for a majority of the initial members before bootstrapping");
+    onPhase({ phase: "bootstrapping", message: `waiting for a majority of the initial members (${fresh} of ${quorum} reachable)` });
     await sleep(500);
   }
 }
 
-async function joinExisting(config: Config, log: Logger): Promise<Discovered | DiscoveryError> {
-  const urls = [...config.initialCluster].filter(([name]) => name !== config.name).map(([, u]) => u.origin);
+/**
+ * Joins a running cluster once it lists this member by name (after POST
+ * /v1/cluster/members). `wait` (auto mode) waits for that indefinitely, and
+ * also waits out a listing whose data is lost until it is replaced, instead of
+ * failing: an operator does the adding and replacing.
+ */
+async function joinExisting(
+  config: Config,
+  log: Logger,
+  onPhase: (p: DiscoveryPhase) => void,
+  o: { readonly contacts: readonly string[]; readonly wait: boolean },
+): Promise<Discovered | DiscoveryError> {
+  let urls = [...new Set(o.contacts)];
   if (urls.length === 0) return fail("--initial-cluster-state existing needs --initial-cluster to name at least one running member");
   const advertised = advertisedPeerUrl(config);
   const deadline = Date.now() + 120_000;
-  for (let round = 0; Date.now() < deadline; round++) {
+  for (let round = 0; o.wait || Date.now() < deadline; round++) {
     const answers = await askPeers(urls, undefined);
+    let lost: MemberInfo | null = null;
     for (const a of answers) {
       if (!a.bootstrapped) continue;
+      // Learn every current member's address, so that we still find the
+      // cluster after the members we first asked are gone.
+      urls = [...new Set([...urls, ...a.members.filter((m) => m.name !== config.name).flatMap((m) => m.peerUrls)])];
       const listed = a.members.find((m) => m.name === config.name);
       if (listed === undefined) continue;
       if (listed.peerUrls.length > 0 && !listed.peerUrls.includes(advertised)) {
         return fail(`the cluster lists ${config.name} with peer URL ${listed.peerUrls.join(",")}, but this member advertises ${advertised}`);
       }
-      if (listed.clientUrls.length > 0) return lostData(listed);
+      if (listed.clientUrls.length > 0) {
+        if (!o.wait) return lostData(listed);
+        lost = listed;
+        continue;
+      }
       log.info({ id: listed.id, peer: a.url }, "joining an existing cluster");
       return {
         identity: { id: listed.id, name: config.name, clusterId: a.clusterId, origin: "join", members: a.members.map(seed) },
@@ -167,7 +217,17 @@ async function joinExisting(config: Config, log: Logger): Promise<Discovered | D
         members: a.members,
       };
     }
-    if (round % 10 === 0) log.info({ asked: urls }, `waiting to be added to the cluster (POST /v1/cluster/members {"name":"${config.name}","peerUrls":["${advertised}"]})`);
+    if (lost !== null) {
+      const message =
+        `member ${lost.name} (${lost.id}) has run before, but this data directory is empty: its data was lost. ` +
+        `Waiting for it to be replaced (DELETE /v1/cluster/members/${lost.id}, then POST /v1/cluster/members).`;
+      if (round % 10 === 0) log.warn({ id: lost.id }, message);
+      onPhase({ phase: "dataLost", memberId: lost.id, message });
+    } else {
+      const message = `waiting to be added to the cluster (POST /v1/cluster/members {"name":"${config.name}","peerUrls":["${advertised}"]})`;
+      if (round % 10 === 0) log.info({ asked: urls }, message);
+      onPhase({ phase: "joining", message });
+    }
     await sleep(1000);
   }
   return fail(`${config.name} is not a member of the cluster at ${urls.join(", ")}: add it first with POST /v1/cluster/members`);

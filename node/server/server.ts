@@ -19,6 +19,7 @@ import type { Identity } from "./identity.ts";
 import { readIdentity, writeIdentity } from "./identity.ts";
 import { discover, initialSnapshotData } from "./discovery.ts";
 import { LeaseClock } from "./leases.ts";
+import { startingResponder } from "./starting.ts";
 import { NodeMetrics } from "./metrics.ts";
 import type { MemberInfo } from "./state.ts";
 import { ConcordState, decodeStateSnapshot, encodeMemberCommand } from "./state.ts";
@@ -118,7 +119,9 @@ export class ConcordServer {
       }
       log.info({ id: identity.id, name: identity.name }, "resuming from the data directory; bootstrap flags are ignored");
     } else {
-      const d = await discover(config, log);
+      const responder = await startingResponder(config);
+      const d = await discover(config, log, (p) => responder?.setPhase(p));
+      await responder?.close();
       if ("type" in d) return startError(d.message);
       identity = d.identity;
       seedMembers = d.members;
