@@ -46,14 +46,16 @@ const seed = (m: MemberInfo): SeedMember => ({ id: m.id, name: m.name, peerUrls:
 
 /** The first snapshot of a new cluster: its members and an empty store at index 1. */
 export function initialSnapshotData(clusterId: string, members: readonly SeedMember[]): Uint8Array {
-  return encodeStateSnapshot(
+  return encodeStateSnapshot({
     clusterId,
-    members.map((m) => ({ ...m, clientUrls: [] })),
-    new KvStore({ appliedIndex: 1 }).snapshot(),
-  );
+    members: members.map((m) => ({ ...m, clientUrls: [] })),
+    removed: [],
+    kv: new KvStore({ appliedIndex: 1 }).snapshot(),
+  });
 }
 
-function advertisedPeerUrl(config: Config): string {
+/** The peer URL this member advertises: where the others dial it. */
+export function advertisedPeerUrl(config: Config): string {
   const u = config.initialAdvertisePeerUrls?.[0] ?? config.listenPeerUrls[0];
   return u === undefined ? "" : u.origin;
 }
@@ -104,7 +106,7 @@ async function askPeers(urls: readonly string[], clusterId: string | undefined):
       if (!r.bootstrapped) return { url, bootstrapped: false };
       const s = decodeStateSnapshot(r.info);
       if (isDecodeError(s)) return null;
-      return { url, bootstrapped: true, clusterId: s.clusterId, members: s.members };
+      return { url, bootstrapped: true, clusterId: s.clusterId, members: [...s.members] };
     }),
   );
   return answers.filter((a): a is Answer => a !== null);
@@ -251,7 +253,8 @@ async function restoreFromFile(config: Config, file: string, log: Logger): Promi
   const id = randomMemberId();
   const member: MemberInfo = { id, name: config.name, peerUrls: [advertisedPeerUrl(config)], clientUrls: [] };
   // The restored store continues its revisions; the new cluster's log starts at index 1.
-  const data = encodeStateSnapshot(clusterId, [member], kv.rebased(1).snapshot());
+  // A new cluster: the old one's removed ids mean nothing to it.
+  const data = encodeStateSnapshot({ clusterId, members: [member], removed: [], kv: kv.rebased(1).snapshot() });
   log.info({ file, revision: kv.revision, keys: kv.keyCount, clusterId }, "restoring a new single-member cluster from a snapshot");
   return { identity: { id, name: config.name, clusterId, origin: "restore", members: [seed(member)] }, bootstrap: { voters: [id], data }, members: [member] };
 }

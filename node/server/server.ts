@@ -10,14 +10,14 @@ import { KvStore, encodeCommand } from "../kv/index.ts";
 import type { NodeId, RaftConfig } from "../raft/index.ts";
 import { SeededRng, defaultRaftConfig } from "../raft/index.ts";
 import { DurableStorage } from "../storage/index.ts";
-import { Transport } from "../transport/index.ts";
+import { Transport, describePeerError } from "../transport/index.ts";
 import type { Config } from "./config.ts";
 import type { Outcome } from "./driver.ts";
 import { RaftDriver } from "./driver.ts";
 import { buildApp } from "./http.ts";
 import type { Identity } from "./identity.ts";
 import { readIdentity, writeIdentity } from "./identity.ts";
-import { discover, initialSnapshotData } from "./discovery.ts";
+import { advertisedPeerUrl, discover, initialSnapshotData } from "./discovery.ts";
 import { LeaseClock } from "./leases.ts";
 import { startingResponder } from "./starting.ts";
 import { NodeMetrics } from "./metrics.ts";
@@ -139,7 +139,7 @@ export class ConcordServer {
       if (isDecodeError(parsed)) return startError(`the snapshot in ${config.dataDir} is unreadable: ${parsed.message}`);
       const kv = KvStore.restore(parsed.kv);
       if ("type" in kv) return startError(`the key-value snapshot in ${config.dataDir} is unreadable: ${kv.reason}`);
-      state = new ConcordState(parsed.clusterId, kv, parsed.members);
+      state = new ConcordState(parsed.clusterId, kv, parsed.members, parsed.removed);
     } else {
       // A joining member starts empty; the leader sends it a snapshot.
       state = new ConcordState(identity.clusterId, new KvStore(), seedMembers);
@@ -168,6 +168,8 @@ export class ConcordServer {
       clusterId: state.clusterId,
       listen: { host: peerUrl.hostname, port: Number(peerUrl.port) },
       peers: peersOf(state.memberList(), identity.id),
+      advertiseUrl: advertisedPeerUrl(config),
+      isRemoved: (id) => state.isRemoved(id),
       onMessage: (m) => {
         driver.receive(m);
       },
@@ -277,12 +279,15 @@ export class ConcordServer {
     });
   }
 
-  /** Keeps the transport's peer list equal to the member directory. */
+  /**
+   * Makes the transport's peers the member directory's members, keeping the
+   * remotes it added from their hellos until the directory lists them or
+   * says they were removed (see Transport.setPeers).
+   */
   private syncPeers(): void {
-    const want = new Map(peersOf(this.state.memberList(), this.identity.id));
-    for (const [id, url] of want) this.transport.addPeer(id, url);
-    for (const m of this.knownPeers) if (!want.has(m)) this.transport.removePeer(m);
-    this.knownPeers = new Set(want.keys());
+    for (const e of this.transport.setPeers(peersOf(this.state.memberList(), this.identity.id))) {
+      this.log.warn({ error: e }, `member directory entry not usable as a peer: ${describePeerError(e)}`);
+    }
     const raft = this.driver.raw.raft;
     this.log.info(
       {
@@ -295,8 +300,6 @@ export class ConcordServer {
       "membership changed",
     );
   }
-
-  private knownPeers = new Set<NodeId>();
 
   /**
    * A member that applies its own removal stops, as etcd's do: it can no
@@ -342,7 +345,6 @@ export class ConcordServer {
   }
 
   private startBackgroundWork(): void {
-    this.knownPeers = new Set(peersOf(this.state.memberList(), this.identity.id).map(([id]) => id));
     // Publish our client URLs once a leader exists and the directory lacks them.
     this.timers.push(
       setInterval(() => {

@@ -1,6 +1,7 @@
 // The replicated state machine of a Concord node: the MVCC key-value store,
-// the member directory (names and URLs of the Raft members), and lease
-// keepalives. Every member applies the same entries in the same order.
+// the member directory (names and URLs of the Raft members), the ids of
+// removed members, and lease keepalives. Every member applies the same
+// entries in the same order.
 
 import type { ConfChange, ConfState, NodeId, Snapshot } from "../raft/index.ts";
 import type { DecodeError } from "../raft/codec.ts";
@@ -85,20 +86,42 @@ export interface StateEvents {
   onMemberRemoved?(id: NodeId): void;
 }
 
-const snapshotVersion = 1;
+/**
+ * The state snapshot's format. Version 2 added the removed member ids;
+ * version 1 snapshots (read, never written) have none.
+ */
+const snapshotVersion = 2;
+
+/** What a state snapshot holds. */
+export interface StateSnapshot {
+  readonly clusterId: string;
+  readonly members: readonly MemberInfo[];
+  /** Ids removed from the cluster by committed changes. */
+  readonly removed: readonly NodeId[];
+  /** The key-value store's own snapshot. */
+  readonly kv: Uint8Array;
+}
 
 export class ConcordState implements Applier {
   kv: KvStore;
   readonly hub: WatchHub;
   clusterId: string;
   private readonly members = new Map<NodeId, MemberInfo>();
+  /**
+   * Tombstones: ids removed by committed changes, so that the transport
+   * refuses them for good (etcd's removed-member store). Ids are random and
+   * never reused; were one added again, it would be a member again.
+   * Invariant: no id is both here and in `members`.
+   */
+  private readonly removed = new Set<NodeId>();
   private events: StateEvents = {};
 
-  constructor(clusterId: string, kv: KvStore, members: readonly MemberInfo[]) {
+  constructor(clusterId: string, kv: KvStore, members: readonly MemberInfo[], removed: readonly NodeId[] = []) {
     this.clusterId = clusterId;
     this.kv = kv;
     this.hub = new WatchHub(kv);
-    for (const m of members) this.members.set(m.id, m);
+    for (const id of removed) this.removed.add(id);
+    for (const m of members) if (!this.removed.has(m.id)) this.members.set(m.id, m);
   }
 
   setEvents(e: StateEvents): void {
@@ -111,6 +134,15 @@ export class ConcordState implements Applier {
 
   memberList(): MemberInfo[] {
     return [...this.members.values()];
+  }
+
+  /** Whether a committed change removed `id` from the cluster. */
+  isRemoved(id: NodeId): boolean {
+    return this.removed.has(id);
+  }
+
+  removedIds(): NodeId[] {
+    return [...this.removed];
   }
 
   appliedIndex(): number {
@@ -144,16 +176,22 @@ export class ConcordState implements Applier {
         const ctx = change.context === undefined ? null : decodeMemberContext(change.context);
         const info = ctx === null || isDecodeError(ctx) ? { name: change.node, peerUrls: [] } : ctx;
         this.members.set(change.node, { id: change.node, name: info.name, peerUrls: [...info.peerUrls], clientUrls: [] });
+        this.removed.delete(change.node);
         break;
       }
       case "promote":
         break;
       case "remove":
+        // Whether or not the directory lists it: a member that installed an
+        // older snapshot may not know of it, or know it only from there.
         this.members.delete(change.node);
+        this.removed.add(change.node);
         this.events.onMemberRemoved?.(change.node);
         break;
     }
     // Keep the directory to what the configuration says, whatever came before.
+    // Not tombstoned: `conf` is the newest configuration in the log, which
+    // may not be committed yet.
     for (const id of [...this.members.keys()]) if (!conf.voters.includes(id) && !conf.learners.includes(id)) this.members.delete(id);
     this.kv.applyNoop(index);
     this.events.onMembersChanged?.();
@@ -161,11 +199,11 @@ export class ConcordState implements Applier {
 
   /** What a member that is starting up learns from a peer: the cluster and its members. */
   snapshotSummary(): Uint8Array {
-    return encodeStateSnapshot(this.clusterId, this.memberList(), new Uint8Array(0));
+    return encodeStateSnapshot({ clusterId: this.clusterId, members: this.memberList(), removed: this.removedIds(), kv: new Uint8Array(0) });
   }
 
   snapshotData(): Uint8Array {
-    return encodeStateSnapshot(this.clusterId, this.memberList(), this.kv.snapshot());
+    return encodeStateSnapshot({ clusterId: this.clusterId, members: this.memberList(), removed: this.removedIds(), kv: this.kv.snapshot() });
   }
 
   restore(snapshot: Snapshot): void {
@@ -174,20 +212,26 @@ export class ConcordState implements Applier {
     const kv = KvStore.restore(parsed.kv);
     if ("type" in kv) throw new Error(`state: key-value snapshot at ${snapshot.meta.index} is unreadable: ${kv.reason}`);
     this.clusterId = parsed.clusterId;
+    this.removed.clear();
+    for (const id of parsed.removed) this.removed.add(id);
     this.members.clear();
-    for (const m of parsed.members) this.members.set(m.id, m);
+    for (const m of parsed.members) if (!this.removed.has(m.id)) this.members.set(m.id, m);
     this.hub.replaceStore(kv);
     this.kv = kv;
     this.events.onMembersChanged?.();
   }
 }
 
-export function encodeStateSnapshot(clusterId: string, members: readonly MemberInfo[], kv: Uint8Array): Uint8Array {
-  const w = new Writer(kv.byteLength + 256);
+// Format (version 2): u8 version, str cluster id, uint member count, then
+// per member str id, str name, str[] peer URLs, str[] client URLs; uint
+// removed count, str id each; bytes kv. Version 1 lacks the removed ids.
+
+export function encodeStateSnapshot(s: StateSnapshot): Uint8Array {
+  const w = new Writer(s.kv.byteLength + 256 + 24 * s.removed.length);
   w.u8(snapshotVersion);
-  w.str(clusterId);
-  w.uint(members.length);
-  for (const m of members) {
+  w.str(s.clusterId);
+  w.uint(s.members.length);
+  for (const m of s.members) {
     w.str(m.id);
     w.str(m.name);
     w.uint(m.peerUrls.length);
@@ -195,16 +239,16 @@ export function encodeStateSnapshot(clusterId: string, members: readonly MemberI
     w.uint(m.clientUrls.length);
     for (const u of m.clientUrls) w.str(u);
   }
-  w.bytes(kv);
+  w.uint(s.removed.length);
+  for (const id of s.removed) w.str(id);
+  w.bytes(s.kv);
   return w.finish().slice();
 }
 
-export function decodeStateSnapshot(
-  data: Uint8Array,
-): { clusterId: string; members: MemberInfo[]; kv: Uint8Array } | DecodeError {
-  return decodeWith(data, (r: Reader) => {
+export function decodeStateSnapshot(data: Uint8Array): StateSnapshot | DecodeError {
+  return decodeWith(data, (r: Reader): StateSnapshot => {
     const v = r.u8();
-    if (v !== snapshotVersion) r.fail(`unknown state snapshot version ${v}`);
+    if (v !== 1 && v !== snapshotVersion) r.fail(`unknown state snapshot version ${v}`);
     const clusterId = r.str();
     const members: MemberInfo[] = [];
     for (let n = r.count(); n > 0; n--) {
@@ -216,6 +260,8 @@ export function decodeStateSnapshot(
       for (let k = r.count(); k > 0; k--) clientUrls.push(r.str());
       members.push({ id, name, peerUrls, clientUrls });
     }
-    return { clusterId, members, kv: r.bytes() };
+    const removed: NodeId[] = [];
+    if (v >= 2) for (let n = r.count(); n > 0; n--) removed.push(r.str() as NodeId);
+    return { clusterId, members, removed, kv: r.bytes() };
   });
 }

@@ -2,12 +2,25 @@
 // dialer's messages (a stream) or its one snapshot, or answers its membership
 // query. Anything malformed closes this connection, with a log line, and
 // nothing else.
+//
+// Who may connect (etcd's rafthttp handlers do the same):
+// - a member removed by a committed change never (RemovedMember), whatever
+//   else is true: its id is gone for good;
+// - a peer, that is a member of this member's directory, or a remote added
+//   earlier;
+// - a member of the same cluster that this member does not know yet, if its
+//   hello names its peer URL: it becomes a remote peer, so that replies reach
+//   it. This member's directory may lag behind the dialer's (it is catching
+//   up, or installed an older snapshot), and refusing the leader it does not
+//   know yet would keep it from ever learning of it.
 
 import type { Socket } from "node:net";
 import { isDecodeError } from "../raft/codec.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { FrameReader, describeFramingError } from "./frame-reader.ts";
 import type { Logger } from "./observability.ts";
+import type { PeerResult } from "./peer-error.ts";
+import { describePeerError } from "./peer-error.ts";
 import type { Hello, MemberHello, QueryHello, QueryReply, RejectReason } from "./wire.ts";
 import {
   FRAME_HEADER_BYTES,
@@ -30,6 +43,10 @@ export interface InboundContext {
   /** A connection with no incoming bytes for this long is closed (the dialer pings every second). */
   readonly idleTimeoutMs: number;
   isPeer(id: NodeId): boolean;
+  /** The id was removed from the cluster by a committed change. */
+  isRemoved(id: NodeId): boolean;
+  /** Makes a dialer that is not a peer a remote peer, reached at `url`. */
+  addRemote(id: NodeId, url: string): PeerResult;
   deliver(m: Message): void;
   /** A message stream from `peer` was accepted. */
   streamOpened(conn: InboundConnection): void;
@@ -155,9 +172,20 @@ export class InboundConnection {
       this.reject("WrongMember", `connection meant for member ${h.to}, but this is member ${self}`, h);
       return false;
     }
-    if (!this.ctx.isPeer(h.from)) {
-      this.reject("UnknownMember", `member ${h.from} is not a peer of member ${self}`, h);
+    if (this.ctx.isRemoved(h.from)) {
+      this.reject("RemovedMember", `member ${h.from} was removed from the cluster`, h);
       return false;
+    }
+    if (!this.ctx.isPeer(h.from)) {
+      if (h.from === self || h.peerUrl === undefined) {
+        this.reject("UnknownMember", `member ${h.from} is not a peer of member ${self}`, h);
+        return false;
+      }
+      const added = this.ctx.addRemote(h.from, h.peerUrl);
+      if (!added.ok) {
+        this.reject("UnknownMember", `member ${h.from} is not a peer of member ${self}, and cannot be added as a remote: ${describePeerError(added.error)}`, h);
+        return false;
+      }
     }
     this.from = h.from;
     this.phase = h.kind;

@@ -6,6 +6,8 @@
 // States:
 //   idle ──start──▶ dialing ──connect──▶ connected ──close/error/idle──▶ backoff ──timer──▶ dialing
 //                      └──────────── refused/timeout ────────────────────────▲
+//   connected ──rejected as a removed member──▶ removed (for good: the peer
+//   will refuse this member's id forever, so it is not redialled)
 // While dialing or connected, messages are queued (bounded by maxQueueBytes,
 // counting bytes the socket has buffered too) and written once per
 // event-loop turn as one socket write. In backoff they are dropped: Raft
@@ -24,7 +26,7 @@ import type { PeerAddress } from "./peer-url.ts";
 import { RttEstimator } from "./rtt.ts";
 import { FRAME_HEADER_BYTES, MAX_CONTROL_FRAME_BYTES, decodeFrame, encodeHello, encodePing } from "./wire.ts";
 
-export type StreamState = "idle" | "dialing" | "connected" | "backoff" | "closed";
+export type StreamState = "idle" | "dialing" | "connected" | "backoff" | "removed" | "closed";
 
 export interface StreamTiming {
   readonly pingIntervalMs: number;
@@ -41,6 +43,8 @@ export type DropReason = "notStarted" | "unreachable" | "queueFull" | "tooLarge"
 export interface StreamContext {
   readonly self: NodeId;
   readonly clusterId: string;
+  /** This member's peer URL, sent in the hello; absent if it advertises none. */
+  readonly advertiseUrl?: string;
   readonly logger: Logger;
   readonly timing: StreamTiming;
   readonly maxQueueBytes: number;
@@ -131,6 +135,7 @@ export class PeerStream {
         this.drop(1, "notStarted");
         return;
       case "backoff":
+      case "removed":
         this.drop(1, "unreachable");
         return;
       case "closed":
@@ -154,7 +159,7 @@ export class PeerStream {
   setAddress(address: PeerAddress): void {
     this.address = address;
     this.rttEstimate.reset();
-    if (this.state === "idle" || this.state === "closed") return;
+    if (this.state === "idle" || this.state === "removed" || this.state === "closed") return;
     this.teardown("peer URL changed", false);
     this.clearRetry();
     this.backoff.reset();
@@ -251,7 +256,7 @@ export class PeerStream {
   }
 
   private onConnect(socket: Socket): void {
-    const { timing, self, clusterId } = this.ctx;
+    const { timing, self, clusterId, advertiseUrl } = this.ctx;
     this.clearTimer("dialTimer");
     this.state = "connected";
     socket.setNoDelay(true);
@@ -261,7 +266,7 @@ export class PeerStream {
     this.pingTimer = setInterval(this.ping, timing.pingIntervalMs);
     // The hello goes first, ahead of anything queued while dialling; a ping
     // right behind it gives an RTT sample without waiting a whole interval.
-    const hello = encodeHello({ kind: "stream", clusterId, from: self, to: this.peer });
+    const hello = encodeHello({ kind: "stream", clusterId, from: self, to: this.peer, ...(advertiseUrl === undefined ? {} : { peerUrl: advertiseUrl }) });
     this.queue.unshift(hello);
     this.queuedBytes += hello.byteLength;
     this.enqueue(encodePing(monotonicMicros()), false);
@@ -302,6 +307,15 @@ export class PeerStream {
         return true;
       }
       case "reject": {
+        if (frame.reason === "RemovedMember") {
+          // The peer's committed state says this member is gone; redialling
+          // cannot change that (member ids are never reused).
+          this.ctx.logger.warn({ peer: this.peer, address: this.address, reason: frame.reason }, `peer rejected the connection: ${frame.detail}; not redialling it`);
+          this.down = true;
+          this.teardown(`rejected: ${frame.reason}`, false);
+          this.state = "removed";
+          return false;
+        }
         // A misconfiguration that persists: warn once per reason, then redial quietly.
         const level = frame.reason === this.lastRejectReason ? "debug" : "warn";
         this.lastRejectReason = frame.reason;

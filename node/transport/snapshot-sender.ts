@@ -15,6 +15,8 @@ export interface SnapshotSendOptions {
   readonly self: NodeId;
   readonly peer: NodeId;
   readonly clusterId: string;
+  /** This member's peer URL, sent in the hello; absent if it advertises none. */
+  readonly advertiseUrl?: string;
   readonly address: PeerAddress;
   /** The encoded message frame carrying the snapshot. */
   readonly frame: Uint8Array;
@@ -47,7 +49,8 @@ export class SnapshotSend {
         this.finish(true, `no progress for ${opts.idleTimeoutMs} ms`);
       });
       socket.cork();
-      socket.write(encodeHello({ kind: "snapshot", clusterId: opts.clusterId, from: opts.self, to: opts.peer }));
+      const url = opts.advertiseUrl;
+      socket.write(encodeHello({ kind: "snapshot", clusterId: opts.clusterId, from: opts.self, to: opts.peer, ...(url === undefined ? {} : { peerUrl: url }) }));
       socket.write(opts.frame);
       socket.uncork();
     });

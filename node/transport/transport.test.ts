@@ -5,9 +5,9 @@ import { afterEach, describe, expect, test } from "vitest";
 import type { Message, NodeId } from "../raft/types.ts";
 import { nodeId } from "../raft/types.ts";
 import type { Logger } from "./observability.ts";
-import { Harness, append, clusterId, everyWireMessage, heartbeat, nextTurn, waitFor } from "./testing/fixtures.ts";
+import { Harness, append, clusterId, everyWireMessage, heartbeat, nextTurn, sleep, waitFor } from "./testing/fixtures.ts";
 import type { TestNode } from "./testing/fixtures.ts";
-import { Transport } from "./transport.ts";
+import { Transport, maxRemotePeers } from "./transport.ts";
 import { decodeFrame, encodeHello, encodeMessageFrame, encodePing } from "./wire.ts";
 
 const h = new Harness();
@@ -156,13 +156,13 @@ describe("Transport", () => {
       expect(raw.frames).toMatchObject([{ kind: "reject", reason: c.reason }]);
       expect(b.log.lines.some((l) => l.level === "warn" && (l.fields as { reason?: string }).reason === c.reason)).toBe(true);
     }
-    // A hello of a future protocol version gets a reject naming the versions.
+    // A hello of another protocol version gets a reject naming the versions.
     const future = encodeHello({ kind: "stream", clusterId, from: nodeId("a"), to: b.id });
-    future[9] = 2; // after the length (4), the kind (1) and the magic (4)
+    future[9] = 3; // after the length (4), the kind (1) and the magic (4)
     const raw = await h.client(b.port);
     raw.write(future);
     await waitFor("version reject", () => raw.closed);
-    expect(raw.frames).toMatchObject([{ kind: "reject", reason: "UnsupportedVersion", detail: expect.stringContaining("protocol version 2") as unknown }]);
+    expect(raw.frames).toMatchObject([{ kind: "reject", reason: "UnsupportedVersion", detail: expect.stringContaining("protocol version 3, but this member speaks 2") as unknown }]);
     expect(b.received).toEqual([]);
   });
 
@@ -408,5 +408,113 @@ describe("Transport", () => {
     const logger: Logger = pino({ enabled: false });
     logger.warn({ peer: "a" }, "typechecks");
     expect(decodeFrame(Uint8Array.of(2))).toEqual({ kind: "accept" });
+  });
+});
+
+// A member's directory can lag behind the cluster's: it is catching up, or it
+// installed a snapshot older than the leader's membership. It must still
+// answer the leader, or it never learns of it (etcd's remotes, and 410 Gone
+// for removed members).
+describe("Transport: members the directory does not list", () => {
+  test("who may connect: a stranger naming its URL (as a remote), not a removed member, not another cluster", async () => {
+    const removed = nodeId("r");
+    const b = await h.node("b", { isRemoved: (id) => id === removed });
+    const url = "tcp://127.0.0.1:1";
+    const cases: { what: string; hello: Parameters<typeof encodeHello>[0]; frame: object }[] = [
+      { what: "a stranger naming its URL", hello: { kind: "stream", clusterId, from: nodeId("s1"), to: b.id, peerUrl: url }, frame: { kind: "accept" } },
+      { what: "a stranger's snapshot", hello: { kind: "snapshot", clusterId, from: nodeId("s2"), to: b.id, peerUrl: url }, frame: { kind: "accept" } },
+      { what: "a stranger naming no URL", hello: { kind: "stream", clusterId, from: nodeId("s3"), to: b.id }, frame: { kind: "reject", reason: "UnknownMember" } },
+      {
+        what: "a stranger naming a bad URL",
+        hello: { kind: "stream", clusterId, from: nodeId("s4"), to: b.id, peerUrl: "https://h:1" },
+        frame: { kind: "reject", reason: "UnknownMember", detail: expect.stringContaining("scheme https: is not supported") as unknown },
+      },
+      { what: "this member itself", hello: { kind: "stream", clusterId, from: b.id, to: b.id, peerUrl: url }, frame: { kind: "reject", reason: "UnknownMember" } },
+      {
+        what: "a removed member",
+        hello: { kind: "stream", clusterId, from: removed, to: b.id, peerUrl: url },
+        frame: { kind: "reject", reason: "RemovedMember", detail: `member ${removed} was removed from the cluster` },
+      },
+      { what: "a removed member's snapshot", hello: { kind: "snapshot", clusterId, from: removed, to: b.id, peerUrl: url }, frame: { kind: "reject", reason: "RemovedMember" } },
+      {
+        what: "another cluster",
+        hello: { kind: "stream", clusterId: "other-cluster", from: nodeId("s5"), to: b.id, peerUrl: url },
+        frame: { kind: "reject", reason: "ClusterMismatch" },
+      },
+    ];
+    for (const c of cases) {
+      const raw = await h.client(b.port);
+      raw.write(encodeHello(c.hello));
+      await waitFor(`${c.what}: answered`, () => raw.frames.length === 1);
+      expect(raw.frames, c.what).toMatchObject([c.frame]);
+    }
+    // The accepted strangers are remotes, reached at the URL from their hellos.
+    for (const id of ["s1", "s2"]) expect(b.transport.peerStatus(nodeId(id))).toMatchObject({ remote: true, address: { host: "127.0.0.1", port: 1 } });
+    for (const id of ["s3", "s4", "s5", "r", "b"]) expect(b.transport.peerStatus(nodeId(id))).toBeUndefined();
+    expect(b.log.lines.filter((l) => l.level === "info" && l.message.startsWith("added a remote peer")).map((l) => (l.fields as { peer: string }).peer)).toEqual(["s1", "s2"]);
+    expect(b.log.lines.find((l) => l.level === "warn" && (l.fields as { reason?: string }).reason === "RemovedMember")).toMatchObject({ fields: { peer: removed } });
+  });
+
+  test("the leader's stream is accepted by a member that does not list it, and the replies reach the leader at the URL it named", async () => {
+    const leader = await h.advertisingNode("leader");
+    const follower = await h.node("follower");
+    leader.transport.addPeer(follower.id, follower.url);
+    leader.transport.send([heartbeat(leader.id, follower.id, 1)]);
+    await waitFor("the heartbeat", () => heartbeatsFrom(follower, leader.id).length === 1);
+    expect(follower.transport.peerStatus(leader.id)).toMatchObject({ remote: true, address: { port: leader.port } });
+
+    follower.transport.send([{ type: "heartbeatResp", from: follower.id, to: leader.id, term: 1, readRound: 1 }]);
+    await waitFor("the reply", () => leader.received.some((m) => m.type === "heartbeatResp" && m.from === follower.id));
+    expect(follower.transport.peerStatus(leader.id)?.accepted).toBe(true);
+
+    // Once the directory lists it, it is an ordinary peer.
+    expect(follower.transport.setPeers([[leader.id, leader.url]])).toEqual([]);
+    expect(follower.transport.peerStatus(leader.id)).toMatchObject({ remote: false, address: { port: leader.port } });
+    expect(follower.log.has("info", "remote peer is now in the member directory")).toBe(true);
+  });
+
+  test("setPeers keeps remotes and connected peers the directory stops listing, until they are removed", async () => {
+    const removed = new Set<NodeId>();
+    const b = await h.node("b", { isRemoved: (id) => removed.has(id) });
+    const remote = await h.advertisingNode("remote", { backoffInitialMs: 5, backoffMaxMs: 20 });
+    const [c, d] = [await h.node("c"), await h.node("d")];
+    // c and d are in b's directory; c dials b, d does not.
+    b.transport.setPeers([[c.id, c.url], [d.id, d.url]]);
+    c.transport.addPeer(b.id, b.url);
+    remote.transport.addPeer(b.id, b.url);
+    await waitFor("streams from c and the remote", () => b.transport.inboundPeers().length === 2);
+    expect(b.transport.peerStatus(remote.id)?.remote).toBe(true);
+
+    // An older directory (as in an old snapshot) lists none of them.
+    b.transport.setPeers([]);
+    expect(b.transport.peerStatus(remote.id)?.remote).toBe(true);
+    expect(b.transport.peerStatus(c.id)?.remote).toBe(true); // connected: kept, as a remote
+    expect(b.transport.peerStatus(d.id)).toBeUndefined(); // not connected: dropped
+    expect(b.transport.inboundPeers().sort()).toEqual([c.id, remote.id].sort());
+
+    // Removed by a committed change: dropped, its connection closed, and its
+    // redials refused. It stops redialling: the refusal is for good.
+    removed.add(remote.id);
+    b.transport.setPeers([]);
+    expect(b.transport.peerStatus(remote.id)).toBeUndefined();
+    await waitFor("the removed member gives up", () => remote.transport.peerStatus(b.id)?.state === "removed");
+    expect(remote.log.lines.find((l) => l.level === "warn" && l.message.includes("not redialling it"))).toMatchObject({ fields: { peer: b.id, reason: "RemovedMember" } });
+    const dials = remote.transport.peerStatus(b.id)?.dials;
+    await sleep(200); // ten times the longest backoff: any redial would show
+    expect(remote.transport.peerStatus(b.id)?.dials).toBe(dials);
+    remote.transport.send([heartbeat(remote.id, b.id, 1)]);
+    expect(remote.metrics.failuresTo(b.id)).toBeGreaterThan(0);
+    expect(b.transport.peerStatus(c.id)?.remote).toBe(true);
+  });
+
+  test("remotes are bounded", async () => {
+    const b = await h.node("b");
+    for (let k = 0; k <= maxRemotePeers; k++) {
+      const raw = await h.client(b.port);
+      raw.write(encodeHello({ kind: "stream", clusterId, from: nodeId(`s${k}`), to: b.id, peerUrl: "tcp://127.0.0.1:1" }));
+      await waitFor("answered", () => raw.frames.length === 1);
+      if (k < maxRemotePeers) expect(raw.frames).toEqual([{ kind: "accept" }]);
+      else expect(raw.frames).toMatchObject([{ kind: "reject", reason: "UnknownMember", detail: expect.stringContaining(`${maxRemotePeers} remote peers already`) as unknown }]);
+    }
   });
 });

@@ -13,6 +13,12 @@
 //   the caller can step its RawNode from them without re-entering itself.
 // - Membership queries (queryPeer in membership-query.ts, answered through
 //   onQuery) use connections of their own and never touch the streams.
+//
+// Peers are the members of this member's directory (setPeers, addPeer), plus
+// remotes: members of the cluster that dialled this one before its directory
+// listed them, added from their hello so that replies reach them (etcd's
+// rafthttp remotes). A remote is kept until the directory lists it (then it
+// is an ordinary peer) or says it was removed (isRemoved; then it goes).
 
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
@@ -25,7 +31,9 @@ import type { Logger, TransportMetrics } from "./observability.ts";
 import { noMetrics, silentLogger } from "./observability.ts";
 import type { DropReason, StreamContext, StreamStatus } from "./outbound.ts";
 import { PeerStream } from "./outbound.ts";
-import type { InvalidPeerUrl, PeerAddress } from "./peer-url.ts";
+import type { PeerError, PeerResult } from "./peer-error.ts";
+import { describePeerError } from "./peer-error.ts";
+import type { PeerAddress } from "./peer-url.ts";
 import { isInvalidPeerUrl, parsePeerUrl, sameAddress } from "./peer-url.ts";
 import { SnapshotSend } from "./snapshot-sender.ts";
 import { Throttle } from "./throttle.ts";
@@ -40,6 +48,18 @@ export interface TransportOptions {
   readonly listen: { readonly host: string; readonly port: number };
   /** Peer URLs, e.g. http://10.0.0.2:2380 or tcp://host:2380. An entry for self is ignored. */
   readonly peers: Iterable<readonly [NodeId, string]>;
+  /**
+   * This member's own peer URL, named in every hello so that a member whose
+   * directory does not list this one yet can answer it. Without it, such a
+   * member refuses the connection.
+   */
+  readonly advertiseUrl?: string;
+  /**
+   * Whether a committed change removed `id` from the cluster: its connections
+   * are refused (RemovedMember), it never becomes a remote, and setPeers
+   * drops it. Default: no id is removed.
+   */
+  isRemoved?(id: NodeId): boolean;
   /** Every message received from a peer, in the order that peer sent it. */
   onMessage(m: Message): void;
   /** Messages to `peer` were lost. At most once per 100 ms per peer. */
@@ -91,15 +111,11 @@ const unreachableIntervalMs = 100;
 const dropLogIntervalMs = 1000;
 /** Bound on concurrent inbound connections (peers dial one stream each, plus snapshots). */
 const maxInboundConnections = 1024;
-
-export interface UnknownPeer {
-  readonly type: "UnknownPeer";
-  readonly peer: NodeId;
-}
-
-export type PeerError = InvalidPeerUrl | UnknownPeer;
-
-export type PeerResult = { readonly ok: true } | { readonly ok: false; readonly error: PeerError };
+/**
+ * Bound on remote peers. A member has at most as many as the cluster has
+ * members its directory does not list yet; this is far more.
+ */
+export const maxRemotePeers = 64;
 
 const ok: PeerResult = { ok: true };
 const notBootstrapped: QueryReply = { bootstrapped: false };
@@ -107,11 +123,15 @@ const notBootstrapped: QueryReply = { bootstrapped: false };
 export interface PeerStatus extends StreamStatus {
   readonly address: PeerAddress;
   readonly snapshotsInFlight: number;
+  /** Added from its hello, not (or no longer) in the member directory. */
+  readonly remote: boolean;
 }
 
 interface Peer {
   readonly id: NodeId;
   address: PeerAddress;
+  /** Added from its hello, not from the member directory (see the top of this file). */
+  remote: boolean;
   readonly stream: PeerStream;
   readonly snapshots: Set<SnapshotSend>;
   readonly unreachable: Throttle;
@@ -161,9 +181,14 @@ export class Transport {
       backoffInitialMs: positive("backoffInitialMs", opts.backoffInitialMs ?? d.backoffInitialMs),
       backoffMaxMs: positive("backoffMaxMs", opts.backoffMaxMs ?? d.backoffMaxMs),
     };
+    if (opts.advertiseUrl !== undefined) {
+      const own = parsePeerUrl(opts.advertiseUrl);
+      if (isInvalidPeerUrl(own)) throw new Error(`transport: advertiseUrl: ${describePeerError(own)}`);
+    }
     this.streamContext = {
       self: opts.self,
       clusterId: opts.clusterId,
+      ...(opts.advertiseUrl === undefined ? {} : { advertiseUrl: opts.advertiseUrl }),
       logger: this.logger,
       timing,
       maxQueueBytes,
@@ -187,6 +212,8 @@ export class Transport {
       maxSnapshotBytes: this.maxSnapshotBytes,
       idleTimeoutMs: timing.idleTimeoutMs,
       isPeer: (id) => this.peers.has(id),
+      isRemoved: (id) => this.isRemoved(id),
+      addRemote: (id, url) => this.addRemote(id, url),
       deliver: (m) => {
         opts.onMessage(m);
       },
@@ -267,10 +294,73 @@ export class Transport {
     const address = parsePeerUrl(url);
     if (isInvalidPeerUrl(address)) return { ok: false, error: address };
     const existing = this.peers.get(id);
-    if (existing !== undefined) return this.updatePeer(id, url);
+    if (existing !== undefined) {
+      if (existing.remote) {
+        existing.remote = false;
+        this.logger.info({ peer: id }, "remote peer is now in the member directory");
+      }
+      return this.updatePeer(id, url);
+    }
+    this.createPeer(id, address, false);
+    return ok;
+  }
+
+  /**
+   * Makes the peers the members of `directory` (self excluded), plus the
+   * remotes that are still wanted. A peer the directory does not list is
+   * dropped if it was removed from the cluster; otherwise it is kept as a
+   * remote if it is one already or has a message stream open to this member
+   * (the directory may just be older than the cluster, as after installing an
+   * old snapshot: dropping the leader then would refuse the very entries that
+   * bring the directory up to date), and dropped if not. Invalid URLs are
+   * reported, and their peers left as they were.
+   */
+  setPeers(directory: Iterable<readonly [NodeId, string]>): PeerError[] {
+    const errors: PeerError[] = [];
+    const listed = new Set<NodeId>();
+    for (const [id, url] of directory) {
+      listed.add(id);
+      const r = this.addPeer(id, url);
+      if (!r.ok) errors.push(r.error);
+    }
+    for (const peer of [...this.peers.values()]) {
+      if (listed.has(peer.id)) continue;
+      if (this.isRemoved(peer.id)) {
+        this.removePeer(peer.id);
+      } else if (peer.remote) {
+        continue;
+      } else if (this.streamsFrom.has(peer.id)) {
+        peer.remote = true;
+        this.logger.info({ peer: peer.id }, "kept a peer that is not in the member directory as a remote: it is connected, and not removed");
+      } else {
+        this.removePeer(peer.id);
+      }
+    }
+    return errors;
+  }
+
+  private isRemoved(id: NodeId): boolean {
+    return this.opts.isRemoved?.(id) ?? false;
+  }
+
+  /** A dialer that is not a peer, not removed, and named its URL in its hello. */
+  private addRemote(id: NodeId, url: string): PeerResult {
+    if (this.peers.has(id)) return ok;
+    if (id === this.self) return { ok: false, error: { type: "UnknownPeer", peer: id } };
+    const address = parsePeerUrl(url);
+    if (isInvalidPeerUrl(address)) return { ok: false, error: address };
+    let remotes = 0;
+    for (const p of this.peers.values()) if (p.remote) remotes++;
+    if (remotes >= maxRemotePeers) return { ok: false, error: { type: "TooManyRemotes", peer: id, limit: maxRemotePeers } };
+    this.createPeer(id, address, true);
+    return ok;
+  }
+
+  private createPeer(id: NodeId, address: PeerAddress, remote: boolean): void {
     const peer: Peer = {
       id,
       address,
+      remote,
       stream: new PeerStream(id, address, this.streamContext),
       snapshots: new Set(),
       unreachable: new Throttle(unreachableIntervalMs),
@@ -279,13 +369,17 @@ export class Transport {
     };
     this.peers.set(id, peer);
     if (this.phase === "running") {
-      this.logger.info({ peer: id, address }, "added peer");
+      if (remote) this.logger.info({ peer: id, address }, "added a remote peer: it dialled this member, which does not list it yet");
+      else this.logger.info({ peer: id, address }, "added peer");
       peer.stream.start();
     }
-    return ok;
   }
 
-  /** Forgets a peer: closes its connections both ways and refuses its future ones. */
+  /**
+   * Forgets a peer: closes its connections both ways. It may dial again,
+   * and is then refused if it was removed (isRemoved) or names no URL, and
+   * added back as a remote otherwise.
+   */
   removePeer(id: NodeId): void {
     const peer = this.peers.get(id);
     if (peer === undefined) return;
@@ -322,7 +416,7 @@ export class Transport {
   peerStatus(id: NodeId): PeerStatus | undefined {
     const peer = this.peers.get(id);
     if (peer === undefined) return undefined;
-    return { ...peer.stream.status(), address: peer.address, snapshotsInFlight: peer.snapshots.size };
+    return { ...peer.stream.status(), address: peer.address, snapshotsInFlight: peer.snapshots.size, remote: peer.remote };
   }
 
   /** Peers whose message stream to this member is currently open. */
@@ -402,6 +496,7 @@ export class Transport {
       self: this.self,
       peer: peer.id,
       clusterId: this.opts.clusterId,
+      ...(this.opts.advertiseUrl === undefined ? {} : { advertiseUrl: this.opts.advertiseUrl }),
       address: peer.address,
       frame,
       dialTimeoutMs: timing.dialTimeoutMs,
@@ -447,14 +542,5 @@ export class Transport {
     queueMicrotask(() => {
       if (this.phase !== "stopped") f();
     });
-  }
-}
-
-export function describePeerError(e: PeerError): string {
-  switch (e.type) {
-    case "InvalidPeerUrl":
-      return `invalid peer URL ${JSON.stringify(e.url)}: ${e.reason}`;
-    case "UnknownPeer":
-      return `unknown peer ${e.peer}`;
   }
 }

@@ -7,6 +7,7 @@ import type { Frame } from "./wire.ts";
 import {
   FRAME_HEADER_BYTES,
   PROTOCOL_MAGIC,
+  PROTOCOL_VERSION,
   decodeFrame,
   encodeAccept,
   encodeHello,
@@ -41,8 +42,19 @@ describe("wire", () => {
     const cases: [Uint8Array, Frame][] = [
       [encodeHello({ kind: "stream", clusterId: "c1", from: a, to: b }), { kind: "hello", hello: { kind: "stream", clusterId: "c1", from: a, to: b } }],
       [encodeHello({ kind: "snapshot", clusterId: "ü", from: b, to: a }), { kind: "hello", hello: { kind: "snapshot", clusterId: "ü", from: b, to: a } }],
+      [
+        encodeHello({ kind: "stream", clusterId: "c1", from: a, to: b, peerUrl: "http://10.0.0.1:2380" }),
+        { kind: "hello", hello: { kind: "stream", clusterId: "c1", from: a, to: b, peerUrl: "http://10.0.0.1:2380" } },
+      ],
+      [
+        encodeHello({ kind: "snapshot", clusterId: "c1", from: b, to: a, peerUrl: "tcp://[::1]:7" }),
+        { kind: "hello", hello: { kind: "snapshot", clusterId: "c1", from: b, to: a, peerUrl: "tcp://[::1]:7" } },
+      ],
+      // An empty URL is the same as none.
+      [encodeHello({ kind: "stream", clusterId: "c1", from: a, to: b, peerUrl: "" }), { kind: "hello", hello: { kind: "stream", clusterId: "c1", from: a, to: b } }],
       [encodeAccept(), { kind: "accept" }],
       [encodeReject("ClusterMismatch", "wrong"), { kind: "reject", reason: "ClusterMismatch", detail: "wrong" }],
+      [encodeReject("RemovedMember", "gone"), { kind: "reject", reason: "RemovedMember", detail: "gone" }],
       [encodePing(2 ** 45 + 3), { kind: "ping", micros: 2 ** 45 + 3 }],
       [encodePong(17), { kind: "pong", micros: 17 }],
       [encodeSnapAck(), { kind: "snapAck" }],
@@ -65,15 +77,24 @@ describe("wire", () => {
   });
 
   test("a hello of another protocol version is recognised without parsing its body", () => {
-    const payload = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b })).slice();
-    payload[5] = 2; // the version varint follows the kind byte and the magic
-    expect(decodeFrame(payload)).toEqual({ kind: "unsupportedHello", version: 2 });
+    const payload = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b, peerUrl: "http://h:1" })).slice();
+    expect(payload[5]).toBe(PROTOCOL_VERSION); // the version varint follows the kind byte and the magic
+    for (const version of [1, 3]) {
+      payload[5] = version;
+      expect(decodeFrame(payload)).toEqual({ kind: "unsupportedHello", version });
+    }
+  });
+
+  test("a version 2 hello ends with the dialer's peer URL", () => {
+    const payload = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b, peerUrl: "tcp://h:9" }));
+    // kind, magic, version, stream kind, cluster id, from, to, then the URL as a length-prefixed string.
+    expect([...payload.subarray(5)]).toEqual([2, 0, 1, 0x63, 1, 0x61, 1, 0x62, 9, ...Buffer.from("tcp://h:9")]);
   });
 
   test("a query hello carries stream kind 2 and empty member ids, which a listener ignores", () => {
     const payload = payloadOf(encodeHello({ kind: "query", clusterId: "c" }));
-    // kind, magic, version, stream kind, then the cluster id, from and to as length-prefixed strings.
-    expect([...payload.subarray(5)]).toEqual([1, 2, 1, 0x63, 0, 0]);
+    // kind, magic, version, stream kind, then the cluster id, from, to and peer URL as length-prefixed strings.
+    expect([...payload.subarray(5)]).toEqual([2, 2, 1, 0x63, 0, 0, 0]);
     // A dialer that does name members gets the same query: the ids are not checked.
     const named = payloadOf(encodeHello({ kind: "stream", clusterId: "c", from: a, to: b })).slice();
     named[6] = 2;
@@ -102,6 +123,7 @@ describe("wire", () => {
     const valid = [
       ...everyWireMessage(a, b).map(encodeMessageFrame),
       encodeHello({ kind: "stream", clusterId: "c", from: a, to: b }),
+      encodeHello({ kind: "snapshot", clusterId: "c", from: a, to: b, peerUrl: "http://h:1" }),
       encodeHello({ kind: "query", clusterId: "c" }),
       encodePing(5),
       encodeQueryReply({ bootstrapped: false }),

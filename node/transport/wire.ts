@@ -7,7 +7,8 @@
 //
 //   hello       1  u32 magic "CNCD", uint version, u8 stream kind
 //                  (0 stream, 1 snapshot, 2 query),
-//                  str cluster id, str from, str to       dialer → listener, first frame
+//                  str cluster id, str from, str to,
+//                  str from's peer URL ("" for none)      dialer → listener, first frame
 //   accept      2  (empty)                                 listener → dialer
 //   reject      3  str reason, str detail                  listener → dialer, then close
 //   message     4  the codec's encoded Message             dialer → listener
@@ -24,8 +25,8 @@
 // A query connection is how a member starting with an empty data directory
 // asks a peer whether the cluster exists, and what it looks like (etcd's
 // GetClusterFromRemotePeers). Such a member may not know its own member id,
-// so the hello's from and to are empty, and the listener does not check
-// them; an empty cluster id means "any cluster", and a non-empty one must
+// so the hello's from, to and peer URL are empty, and the listener does not
+// check them; an empty cluster id means "any cluster", and a non-empty one must
 // match. The listener answers with one queryReply (or a reject) and closes;
 // there is no accept. The reply's payload is at most the listener's
 // maxFrameBytes.
@@ -33,6 +34,12 @@
 // The query kind was added without a version bump, since stream and snapshot
 // connections are unchanged: a listener that predates it closes a query
 // connection without answering, which the dialer reports as a protocol error.
+//
+// Version 2 added the dialer's peer URL to the hello (etcd's X-PeerURLs
+// header): a listener whose member directory does not list the dialer yet
+// (it is behind, or installed an older snapshot) answers it at that URL
+// instead of refusing it. Members of versions 1 and 2 refuse each other's
+// hellos (UnsupportedVersion).
 //
 // The magic and version come first in the hello, and every future version
 // must keep them there, so that a listener can name what it is talking to
@@ -45,7 +52,7 @@ import type { Message, NodeId } from "../raft/types.ts";
 import { entrySize, proposedSize } from "../raft/types.ts";
 
 export const PROTOCOL_MAGIC = 0x434e4344; // "CNCD"
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const FRAME_HEADER_BYTES = 4;
 /** Limit on frames before the hello is accepted, and on every frame a listener sends except a queryReply. */
 export const MAX_CONTROL_FRAME_BYTES = 4096;
@@ -62,11 +69,17 @@ export interface MemberHello {
   readonly clusterId: string;
   readonly from: NodeId;
   readonly to: NodeId;
+  /**
+   * Where `from` listens for peers, so that a listener that does not know it
+   * yet can answer it. Absent: the dialer advertises none (empty on the wire).
+   */
+  readonly peerUrl?: string;
 }
 
 /**
- * Opens a membership query. The dialer names no member (from and to go out
- * empty and are ignored on receipt); an empty clusterId means any cluster.
+ * Opens a membership query. The dialer names no member (from, to and the
+ * peer URL go out empty and are ignored on receipt); an empty clusterId
+ * means any cluster.
  */
 export interface QueryHello {
   readonly kind: "query";
@@ -78,8 +91,11 @@ export type Hello = MemberHello | QueryHello;
 /** A listener's answer to a membership query; `info` is opaque to the transport. */
 export type QueryReply = { readonly bootstrapped: false } | { readonly bootstrapped: true; readonly info: Uint8Array };
 
-/** Why a listener refused a connection. */
-export type RejectReason = "UnsupportedVersion" | "ClusterMismatch" | "WrongMember" | "UnknownMember";
+/**
+ * Why a listener refused a connection. RemovedMember: a committed change
+ * removed the dialer from the cluster, for good (etcd answers 410 Gone).
+ */
+export type RejectReason = "UnsupportedVersion" | "ClusterMismatch" | "WrongMember" | "UnknownMember" | "RemovedMember";
 
 export type Frame =
   | { readonly kind: "hello"; readonly hello: Hello }
@@ -110,13 +126,15 @@ function frame(kind: number, sizeHint: number, body?: (w: Writer) => void): Uint
 export function encodeHello(h: Hello): Uint8Array {
   const from = h.kind === "query" ? "" : h.from;
   const to = h.kind === "query" ? "" : h.to;
-  return frame(code.hello, 64 + 3 * (h.clusterId.length + from.length + to.length), (w) => {
+  const peerUrl = h.kind === "query" ? "" : (h.peerUrl ?? "");
+  return frame(code.hello, 64 + 3 * (h.clusterId.length + from.length + to.length + peerUrl.length), (w) => {
     w.u32(PROTOCOL_MAGIC);
     w.uint(PROTOCOL_VERSION);
     w.u8(streamKinds.indexOf(h.kind));
     w.str(h.clusterId);
     w.str(from);
     w.str(to);
+    w.str(peerUrl);
   });
 }
 
@@ -200,8 +218,9 @@ function readFrame(r: Reader): Frame {
       const clusterId = r.str();
       const from = r.str() as NodeId;
       const to = r.str() as NodeId;
+      const peerUrl = r.str();
       if (streamKind === "query") return { kind: "hello", hello: { kind: "query", clusterId } };
-      return { kind: "hello", hello: { kind: streamKind, clusterId, from, to } };
+      return { kind: "hello", hello: { kind: streamKind, clusterId, from, to, ...(peerUrl === "" ? {} : { peerUrl }) } };
     }
     case code.accept:
       return { kind: "accept" };

@@ -113,6 +113,15 @@ export class Harness {
     return { id: nodeId(id), transport, port, url: `tcp://127.0.0.1:${port}`, received, unreachable, snapshotStatus, log, metrics };
   }
 
+  /**
+   * A node that names its own URL in its hellos, as concord-node does, so
+   * that a node that does not know it can answer it.
+   */
+  async advertisingNode(id: string, overrides: NodeOverrides = {}): Promise<TestNode> {
+    const port = await this.freePort();
+    return this.node(id, { ...overrides, listen: { host: "127.0.0.1", port }, advertiseUrl: `tcp://127.0.0.1:${port}` });
+  }
+
   /** Nodes that know each other, with every stream accepted. */
   async cluster(ids: readonly string[], overrides: NodeOverrides = {}): Promise<TestNode[]> {
     const nodes: TestNode[] = [];
