@@ -303,3 +303,20 @@ describe("thesis §4.1 single-server changes", () => {
     expect(net.status("1").role).not.toBe("leader");
   });
 });
+
+describe("configuration of a snapshot", () => {
+  // A snapshot at index i carries the configuration in effect at i. An
+  // appended change above i may be uncommitted and later truncated (thesis
+  // §4.1: a server uses the latest configuration in its log, committed or
+  // not), so it must not leak into a snapshot taken below it.
+  test("confAt(i) excludes an uncommitted change appended above i", () => {
+    const net = clusterWithNewMember();
+    net.isolate("2", "3");
+    expect(net.proposeConfChange("1", cc("addLearner", "4"))).toEqual({ ok: true });
+    net.stabilize();
+    const raft = net.get("1").node.raft;
+    const committed = net.status("1").commit;
+    expect(raft.conf()).toEqual({ voters: ["1", "2", "3"], learners: ["4"] });
+    expect(raft.confAt(committed)).toEqual({ voters: ["1", "2", "3"], learners: [] });
+  });
+});

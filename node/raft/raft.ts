@@ -407,7 +407,13 @@ export class Raft {
   }
 
   /** The configuration in force as of log index i (the newest at or below it that is known). */
-  private confAt(i: LogIndex): ConfState {
+  /**
+   * The configuration in effect at log index `i` (the newest conf entry at or
+   * below it). A snapshot at index i must carry this, not conf(): conf() may
+   * include an appended change above i that is not committed and may yet be
+   * truncated.
+   */
+  confAt(i: LogIndex): ConfState {
     for (let k = this.confs.length - 1; k >= 0; k--) {
       const c = this.confs[k];
       if (c !== undefined && c.index <= i) return c.conf;

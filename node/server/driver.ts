@@ -407,7 +407,9 @@ export class RaftDriver {
     if (applied - this.lastSnapshotIndex < this.opts.snapshotCount) return;
     const started = performance.now();
     const data = this.applier.snapshotData();
-    const res = await this.opts.storage.createSnapshot(applied, this.raw.raft.conf(), data);
+    // The configuration as of the snapshot's index: a newer appended change may
+    // be uncommitted, and must stay undoable if a new leader truncates it.
+    const res = await this.opts.storage.createSnapshot(applied, this.raw.raft.confAt(applied), data);
     if (!res.ok) {
       this.fatal(new Error(`snapshot failed: ${res.error.message}`));
       return;
