@@ -1,5 +1,6 @@
 // Go-built binaries the tests and benchmarks run: kube-apiserver and
-// kube-controller-manager (tools/kube/go.mod) and etcd (tools/etcd/go.mod).
+// kube-controller-manager (tools/kube/go.mod), etcd (tools/etcd/go.mod), helm
+// (tools/helm/go.mod) and promtool (tools/prometheus/go.mod).
 //
 // They are built once per machine from the Go module proxy and cached by module
 // version and go.sum digest outside the repository, so a second run finds them in
@@ -40,6 +41,20 @@ export const etcdTools: ToolSet = {
   pinned: "go.etcd.io/etcd/server/v3",
   binaries: { etcd: "go.etcd.io/etcd/server/v3" },
 };
+
+export const helmTools: ToolSet = {
+  module: "helm",
+  pinned: "helm.sh/helm/v3",
+  binaries: { helm: "helm.sh/helm/v3/cmd/helm" },
+};
+
+export const prometheusTools: ToolSet = {
+  module: "prometheus",
+  pinned: "github.com/prometheus/prometheus",
+  binaries: { promtool: "github.com/prometheus/prometheus/cmd/promtool" },
+};
+
+export const allTools: readonly ToolSet[] = [etcdTools, kubeTools, helmTools, prometheusTools];
 
 export function cacheRoot(): string {
   return process.env["CONCORD_CACHE_DIR"] ?? join(homedir(), ".cache", "concord");
@@ -132,7 +147,7 @@ export async function ensureTools(set: ToolSet, log: (line: string) => void = ()
 
 async function main(): Promise<void> {
   const print = process.argv.includes("--print");
-  for (const set of [etcdTools, kubeTools]) {
+  for (const set of allTools) {
     const dir = print ? binDir(set) : await ensureTools(set, (l) => { console.log(l); });
     for (const b of Object.keys(set.binaries)) console.log(`${b}: ${join(dir, b)}${existsSync(join(dir, b)) ? "" : " (not built)"}`);
   }
