@@ -957,7 +957,7 @@ export function buildApp(server: ConcordServer): express.Express {
     const index = state.appliedIndex();
     const term = driver.raw.raft.log.term(index) ?? driver.raw.raft.term;
     const w = new Writer(1024);
-    writeSnapshot(w, { meta: { index, term, conf: driver.raw.raft.conf() }, data: state.snapshotData() });
+    writeSnapshot(w, { meta: { index, term, conf: driver.raw.raft.confAt(index) }, data: state.snapshotData() });
     const bytes = w.finish();
     res.setHeader("Content-Type", "application/octet-stream");
     res.setHeader("Content-Disposition", `attachment; filename="concord-${state.clusterId}-${index}.snap"`);
