@@ -3,6 +3,11 @@
 // manager) and kube-controller-manager with its default controllers. The binaries
 // come from tools/gobin.ts. Nothing here fakes the API: tests talk to the real
 // apiserver with real authentication and authorization.
+//
+// Each control plane has a network block (network.ts): its Services get
+// ClusterIPs from 198.19.N.0/24, and the pod runner puts its pods on
+// 198.18.N.0/24. The block is claimed before anything starts, unless the caller
+// brings one.
 
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -11,20 +16,23 @@ import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { binaryPath, ensureTools, etcdTools, kubeTools } from "../../tools/gobin.ts";
 import { freePort } from "../../node/server/testing/cluster.ts";
-import { Proc, waitFor } from "./proc.ts";
+import type { NetworkBlock } from "./network.ts";
+import { claimNetwork, recordBlock, recordedBlock, releaseNetwork } from "./network.ts";
+import { Proc, stopPid, waitFor } from "./proc.ts";
 
 export const clusterDomain = "cluster.local";
-/**
- * Service ClusterIPs are only data here (nothing routes them; see the pod runner),
- * and they are drawn from loopback so that nothing can ever send traffic off the machine.
- */
-export const serviceCidr = "127.96.0.0/16";
 
 export interface ControlPlaneOptions {
   /** Working directory for data, keys, logs and kubeconfigs. */
   readonly dir: string;
-  /** Keep running after this process exits (`npm run cluster:up`). */
+  /** Keep running after this process exits (`npm run cluster:up`); a claimed network block is then held until `stopControlPlane`. */
   readonly detached?: boolean;
+  /**
+   * The cluster's network block, claimed by the caller (who releases it).
+   * Default: the control plane claims one for `dir` (the block `dir` used
+   * before, else the lowest free one) and releases it on stop.
+   */
+  readonly network?: NetworkBlock;
   readonly log?: (line: string) => void;
 }
 
@@ -34,6 +42,9 @@ export interface ControlPlaneState {
   readonly caFile: string;
   readonly adminKubeconfig: string;
   readonly pids: Readonly<Record<string, number>>;
+  readonly network: number;
+  /** Whether the control plane claimed its network block (and stopping it releases the block). */
+  readonly ownsNetwork: boolean;
 }
 
 interface Identity {
@@ -87,6 +98,7 @@ function httpsGet(url: string, ca: Buffer, token?: string): Promise<{ status: nu
 
 export class ControlPlane {
   readonly dir: string;
+  readonly network: NetworkBlock;
   readonly procs: Proc[] = [];
   apiserverUrl = "";
   caFile = "";
@@ -94,15 +106,30 @@ export class ControlPlane {
   private adminToken = "";
   private readonly log: (line: string) => void;
   private readonly detached: boolean;
+  private readonly ownsNetwork: boolean;
 
-  private constructor(o: ControlPlaneOptions) {
+  private constructor(o: ControlPlaneOptions, network: NetworkBlock, ownsNetwork: boolean) {
     this.dir = o.dir;
+    this.network = network;
+    this.ownsNetwork = ownsNetwork;
     this.log = o.log ?? (() => undefined);
     this.detached = o.detached ?? false;
   }
 
   static async start(o: ControlPlaneOptions): Promise<ControlPlane> {
-    const cp = new ControlPlane(o);
+    mkdirSync(o.dir, { recursive: true });
+    let network = o.network;
+    const before = recordedBlock(o.dir);
+    if (network === undefined) {
+      // A directory used before has Service (and pod) IPs from its block in etcd: it needs the same block.
+      const claim = await claimNetwork(o.dir, before ?? "auto", { persistent: o.detached ?? false });
+      if (claim.type === "Taken") throw new Error(`control plane ${o.dir}: ${claim.message}`);
+      network = claim.network;
+    } else if (before !== null && before !== network.block) {
+      throw new Error(`control plane ${o.dir} used network block ${before} before, not ${network.block}: its stored Service IPs are from that block`);
+    }
+    recordBlock(o.dir, network);
+    const cp = new ControlPlane(o, network, o.network === undefined);
     try {
       await cp.boot();
     } catch (e) {
@@ -125,6 +152,8 @@ export class ControlPlane {
       caFile: this.caFile,
       adminKubeconfig: this.adminKubeconfig,
       pids: Object.fromEntries(this.procs.map((p) => [p.opts.name, p.pid])),
+      network: this.network.block,
+      ownsNetwork: this.ownsNetwork,
     };
   }
 
@@ -182,16 +211,20 @@ export class ControlPlane {
       "--advertise-address", "127.0.0.1",
       "--secure-port", String(apiPort),
       // With no certificate given, the apiserver writes a self-signed CA and serving
-      // certificate here, valid for 127.0.0.1, localhost and the kubernetes Service names.
+      // certificate here, valid for 127.0.0.1, localhost, the kubernetes Service
+      // names and its ClusterIP.
       "--cert-dir", certDir,
       "--token-auth-file", join(d, "pki", "tokens.csv"),
       "--authorization-mode", "RBAC",
       "--service-account-issuer", `https://kubernetes.default.svc.${clusterDomain}`,
       "--service-account-key-file", saPub,
       "--service-account-signing-key-file", saKey,
-      "--service-cluster-ip-range", serviceCidr,
-      // The endpoint reconciler refuses a loopback address for the `kubernetes`
-      // Service; pods reach the apiserver through KUBERNETES_SERVICE_HOST instead.
+      // Its first address becomes the `kubernetes` Service's ClusterIP, which the
+      // self-signed serving certificate below names; the pod runner proxies it here.
+      "--service-cluster-ip-range", this.network.serviceCidr,
+      // The endpoint reconciler would publish the advertise address, a loopback
+      // one, which the apiserver refuses in endpoints; the runner forwards the
+      // `kubernetes` Service to the apiserver itself.
       "--endpoint-reconciler-type", "none",
       "--allow-privileged=true",
       "--profiling=false",
@@ -222,7 +255,7 @@ export class ControlPlane {
       "--root-ca-file", this.caFile,
       // Every controller runs under its own service account, so RBAC applies to them as in a cluster.
       "--use-service-account-credentials=true",
-      "--service-cluster-ip-range", serviceCidr,
+      "--service-cluster-ip-range", this.network.serviceCidr,
       "--leader-elect=false",
       "--profiling=false",
       "--v=1",
@@ -244,9 +277,10 @@ export class ControlPlane {
     return p;
   }
 
-  /** Stops the controller manager, then the apiserver, then etcd. */
+  /** Stops the controller manager, then the apiserver, then etcd; then releases a network block it claimed. */
   async stop(): Promise<void> {
     for (const p of [...this.procs].reverse()) await p.stop();
+    if (this.ownsNetwork) await releaseNetwork(this.dir, this.network.block);
   }
 
   /** A kubeconfig for a service account, with a token from the TokenRequest API. */
@@ -267,4 +301,14 @@ export class ControlPlane {
   get token(): string {
     return this.adminToken;
   }
+}
+
+/**
+ * Stops a control plane started detached by an earlier process (`cluster:down`,
+ * after the runner): its processes in reverse start order, then the network
+ * block it claimed.
+ */
+export async function stopControlPlane(state: ControlPlaneState): Promise<void> {
+  for (const pid of Object.values(state.pids).reverse()) await stopPid(pid);
+  if (state.ownsNetwork) await releaseNetwork(state.dir, state.network);
 }

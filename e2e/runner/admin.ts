@@ -1,7 +1,7 @@
 // The runner's control channel: HTTP over a unix socket in its root
 // (<root>/runner.sock), for what a kubelet API or a node's shell would give a
 // test: pod details, logs, DNS lookups through the runner, fault injection and
-// stop. Loopback TCP is left to the pods.
+// stop. A unix socket: no address or port to share with anything else.
 //
 //   GET  /status                              RunnerStatus
 //   GET  /pods                                PodInfo[]

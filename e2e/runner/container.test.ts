@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ContainerLaunch } from "./container.ts";
 import { ContainerProcess, readExitFile } from "./container.ts";
+import { waitFor } from "../harness/proc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "concord-shim-"));
 afterAll(() => {
@@ -21,6 +22,7 @@ function launch(argv: string[], extra: Partial<ContainerLaunch> = {}): Container
     env: new Map([["PATH", "/usr/bin:/bin"]]),
     workingDir: "/",
     hostname: `shim-test-${n}`,
+    netns: null,
     mounts: [],
     runAs: null,
     logFile: join(dir, `${n}.log`),
@@ -65,12 +67,21 @@ describe("container shim", () => {
     expect(readFileSync(l.logFile, "utf8")).toMatch(/uid=65534\b.*gid=65534\b.*groups=.*\b2000\b/);
   });
 
-  it("forwards SIGTERM to the program and reports how it ended", async () => {
-    const l = launch(["sh", "-c", "trap 'echo got TERM; exit 7' TERM; while :; do sleep 0.05; done"]);
+  it("lets SIGTERM reach the program, which gets the default disposition back, and records how it ended", async () => {
+    const l = launch(["sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo trapping; while :; do sleep 0.05; done"]);
     const p = start(l);
-    await new Promise((r) => setTimeout(r, 300));
+    // Not a fixed sleep: under load the program may take longer to set its trap.
+    await waitFor("the program's trap", 10_000, () => Promise.resolve(readFileSync(l.logFile, "utf8").includes("trapping") ? true : undefined));
     expect(await p.stop(5000)).toEqual({ type: "Exited", exitCode: 7 });
     expect(readFileSync(l.logFile, "utf8")).toContain("got TERM");
+    // A program with no handler dies of it, as in a container.
+    const plain = start(launch(["sleep", "30"]));
+    const execed = (): boolean => {
+      const child = readFileSync(`/proc/${plain.pid}/task/${plain.pid}/children`, "utf8").trim();
+      return child !== "" && readFileSync(`/proc/${child}/comm`, "utf8").trim() === "sleep";
+    };
+    await waitFor("sleep started", 5000, () => Promise.resolve(execed() ? true : undefined));
+    expect(await plain.stop(5000)).toEqual({ type: "Exited", exitCode: 143, signal: 15 });
   });
 
   it("reports a program killed by SIGKILL with its group as 137/9", async () => {

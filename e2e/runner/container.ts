@@ -1,16 +1,25 @@
 // One container instance as a local process tree:
 //
-//   unshare --mount --uts --propagation private -- /bin/sh -c SHIM sh ARGV...
+//   nsenter --net=/run/netns/<pod's> -- unshare --mount --uts --propagation private -- /bin/sh -c SHIM sh ARGV...
+//
+// nsenter joins the pod's network namespace (podnetwork.ts; hostNetwork pods
+// skip it) and execs unshare, which execs the shim, so the pid is the shim's.
+// Why nsenter and not `ip netns exec`: that also bind-mounts /etc/netns/<name>/*
+// over /etc and remounts /sys in a mount namespace of its own; the shim makes
+// the container's mount namespace and /etc files itself, and a fresh sysfs would
+// hide /sys/fs/cgroup, which runtimes read for their limits.
 //
 // The shim (a few lines of sh, the runner's containerd-shim) runs in the new
 // mount and UTS namespaces: it bind-mounts the volumes and the pod's
 // /etc/hosts and /etc/resolv.conf onto their paths, sets the hostname, then
-// starts the container's program as its child, forwards SIGTERM to it, and
-// writes the program's exit status to a file. The file is what lets a runner
-// started later (on the same root) learn how an adopted container ended.
+// starts the container's program as its child and writes the program's exit
+// status to a file. The file is what lets a runner started later (on the same
+// root) learn how an adopted container ended.
 //
-// The shim is the process group leader (spawned in its own session), so a
-// signal to the group reaches the program and anything it started.
+// The shim is the process group leader (spawned in its own session), and
+// signals go to the group, so they reach the program and anything it started.
+// The shim itself ignores SIGTERM, so that it outlives the program to record
+// how it ended.
 
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -35,6 +44,8 @@ export interface ContainerLaunch {
   readonly env: ReadonlyMap<string, string>;
   readonly workingDir: string;
   readonly hostname: string;
+  /** The pod's network namespace (a /run/netns path), or null for the host's (hostNetwork). */
+  readonly netns: string | null;
   readonly mounts: readonly Mount[];
   readonly runAs: RunAs | null;
   readonly logFile: string;
@@ -66,10 +77,13 @@ const signalNumbers: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, 
 /** The shim script. Exported for tests; the program's argv follows as "$@". */
 export function shimScript(l: ContainerLaunch): string {
   const lines: string[] = [
-    // Survive SIGTERM from the first instant (a group signal reaches the program
-    // directly); a trap, unlike an ignored signal, is not inherited by the program.
-    "child=",
-    "trap '[ -n \"$child\" ] && kill -TERM $child 2>/dev/null' TERM",
+    // Survive SIGTERM from the first instant. Ignored rather than trapped: a
+    // trap would interrupt `wait` below, which then reports 128+15 instead of
+    // the program's status (and whether the program could be waited for again
+    // is a race the shell may already have decided). The program gets the
+    // default disposition back before exec; a SIGTERM in the instant between
+    // the fork and the exec is lost (the grace period's SIGKILL still ends it).
+    "trap '' TERM",
     `fail() { echo "pod runner: $1" >&2; echo "start-error $1" > ${shq(l.exitFile)}.tmp && mv ${shq(l.exitFile)}.tmp ${shq(l.exitFile)}; exit 128; }`,
   ];
   for (const m of l.mounts) {
@@ -90,11 +104,10 @@ export function shimScript(l: ContainerLaunch): string {
     opts.push(l.runAs.groups.length > 0 ? `--groups=${l.runAs.groups.join(",")}` : "--clear-groups");
     prefix = `${tools.setpriv} ${opts.join(" ")} -- `;
   }
-  // `wait` returns early when the trap runs; loop until the child is really gone.
   lines.push(
-    `${prefix}"$@" &`,
-    "child=$!",
-    "while :; do wait $child; st=$?; kill -0 $child 2>/dev/null || break; done",
+    `( trap - TERM; exec ${prefix}"$@" ) &`,
+    "wait $!",
+    "st=$?",
     `echo "$st" > ${shq(l.exitFile)}.tmp && mv ${shq(l.exitFile)}.tmp ${shq(l.exitFile)}`,
     'exit "$st"',
   );
@@ -176,7 +189,10 @@ export class ContainerProcess {
     const fd = openSync(l.logFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn(tools.unshare, ["--mount", "--uts", "--propagation", "private", "--", tools.sh, "-c", shimScript(l), "sh", ...l.argv], {
+      const unshareArgs = ["--mount", "--uts", "--propagation", "private", "--", tools.sh, "-c", shimScript(l), "sh", ...l.argv];
+      const command = l.netns !== null ? tools.nsenter : tools.unshare;
+      const args = l.netns !== null ? [`--net=${l.netns}`, "--", tools.unshare, ...unshareArgs] : unshareArgs;
+      child = spawn(command, args, {
         stdio: ["ignore", fd, fd],
         env: Object.fromEntries(l.env),
         detached: true,
@@ -190,7 +206,7 @@ export class ContainerProcess {
     // Detached: the container may outlive the runner (`stop({ killPods: false })`).
     child.unref();
     const pid = child.pid;
-    if (pid === undefined) return { type: "SpawnError", message: `cannot start ${tools.unshare}` };
+    if (pid === undefined) return { type: "SpawnError", message: `cannot start ${child.spawnfile}` };
     return new ContainerProcess(pid, procStartTime(pid) ?? "", l.exitFile, child);
   }
 

@@ -11,7 +11,7 @@ const z = "cluster.local";
 const services = [
   model<V1Service>({
     metadata: { name: "api", namespace: "prod" },
-    spec: { clusterIP: "127.96.0.10", clusterIPs: ["127.96.0.10"], selector: { app: "api" }, ports: [{ name: "http", port: 80, protocol: "TCP" }, { port: 9090 }] },
+    spec: { clusterIP: "198.19.1.10", clusterIPs: ["198.19.1.10"], selector: { app: "api" }, ports: [{ name: "http", port: 80, protocol: "TCP" }, { port: 9090 }] },
   }),
   model<V1Service>({
     metadata: { name: "db", namespace: "prod" },
@@ -25,37 +25,49 @@ const services = [
   model<V1Service>({ metadata: { name: "ext", namespace: "prod" }, spec: { type: "ExternalName", externalName: "example.com" } }),
 ];
 
-// A selector-less Service's endpoints come from the EndpointSlices someone else writes.
-const slices = [
-  model<V1EndpointSlice>({
-    metadata: { name: "manual-1", namespace: "prod", labels: { "kubernetes.io/service-name": "manual" } },
+function slice(name: string, service: string, port: { name: string; port: number }, endpoints: { ip: string; hostname?: string; ready: boolean }[]): V1EndpointSlice {
+  return model<V1EndpointSlice>({
+    metadata: { name, namespace: "prod", labels: { "kubernetes.io/service-name": service } },
     addressType: "IPv4",
-    ports: [{ name: "x", port: 1, protocol: "TCP" }],
-    endpoints: [{ addresses: ["127.5.0.5"], hostname: "m0", conditions: { ready: true } }],
-  }),
-];
-
-function dbPod(name: string, ip: string, ready: boolean, extra: { namespace?: string; phase?: string } = {}): V1Pod {
-  return model<V1Pod>({
-    metadata: { name, namespace: extra.namespace ?? "prod", labels: { app: "db" } },
-    spec: { hostname: name, subdomain: "db", containers: [{ name: "c", ports: [{ name: "peer", containerPort: 2380 }] }] },
-    status: { phase: extra.phase ?? "Running", podIP: ip, podIPs: [{ ip }], conditions: [{ type: "Ready", status: ready ? "True" : "False" }] },
+    ports: [{ ...port, protocol: "TCP" }],
+    endpoints: endpoints.map((e) => ({ addresses: [e.ip], ...(e.hostname !== undefined ? { hostname: e.hostname } : {}), conditions: { ready: e.ready } })),
   });
 }
 
-const pods = [
-  dbPod("db-1", "127.1.0.3", true),
-  dbPod("db-0", "127.1.0.2", true),
-  dbPod("db-2", "127.1.0.4", false),
-  dbPod("db-0", "127.1.0.8", true, { namespace: "other" }),
-  dbPod("db-old", "127.1.0.9", true, { phase: "Failed" }),
+// As kube-controller-manager writes them: hostnames for pods whose subdomain is
+// the Service, readiness decided (everything ready under publishNotReadyAddresses),
+// named target ports resolved. Selector-less Services' slices come from someone else.
+const slices = [
+  slice("db-abc", "db", { name: "peer", port: 2380 }, [
+    { ip: "198.18.1.3", hostname: "db-1", ready: true },
+    { ip: "198.18.1.2", hostname: "db-0", ready: true },
+    { ip: "198.18.1.4", hostname: "db-2", ready: false },
+  ]),
+  slice("db-all-abc", "db-all", { name: "peer", port: 12380 }, [
+    { ip: "198.18.1.2", ready: true },
+    { ip: "198.18.1.3", ready: true },
+    { ip: "198.18.1.4", ready: true },
+  ]),
+  // The same address again, in a second slice the controller has yet to clean up.
+  slice("db-all-def", "db-all", { name: "peer", port: 12380 }, [{ ip: "198.18.1.4", ready: false }]),
+  slice("manual-1", "manual", { name: "x", port: 1 }, [{ ip: "198.18.5.5", hostname: "m0", ready: true }]),
 ];
+
+function dbPod(name: string, ip: string, namespace = "prod"): V1Pod {
+  return model<V1Pod>({
+    metadata: { name, namespace, labels: { app: "db" } },
+    spec: { hostname: name, subdomain: "db", containers: [{ name: "c" }] },
+    status: { phase: "Running", podIP: ip, podIPs: [{ ip }] },
+  });
+}
+
+const pods = [dbPod("db-1", "198.18.1.3"), dbPod("db-0", "198.18.1.2"), dbPod("db-2", "198.18.1.4"), dbPod("db-0", "198.18.1.8", "other")];
 
 const dns = new ClusterDnsRecords(z, { services, endpointSlices: slices, pods });
 
 describe("cluster DNS records", () => {
   it("a ClusterIP Service's name is its ClusterIP", () => {
-    expect(dns.lookup("api.prod.svc.cluster.local")).toMatchObject({ type: "Found", a: ["127.96.0.10"] });
+    expect(dns.lookup("api.prod.svc.cluster.local")).toMatchObject({ type: "Found", a: ["198.19.1.10"] });
   });
 
   it("SRV for a named port of a ClusterIP Service targets the Service name", () => {
@@ -68,25 +80,25 @@ describe("cluster DNS records", () => {
   });
 
   it("a headless Service's name lists its ready endpoints, sorted", () => {
-    expect(dns.lookup("db.prod.svc.cluster.local")).toMatchObject({ type: "Found", a: ["127.1.0.2", "127.1.0.3"] });
+    expect(dns.lookup("db.prod.svc.cluster.local")).toMatchObject({ type: "Found", a: ["198.18.1.2", "198.18.1.3"] });
   });
 
   it("publishNotReadyAddresses includes not-ready endpoints", () => {
-    expect(dns.lookup("db-all.prod.svc.cluster.local")).toMatchObject({ a: ["127.1.0.2", "127.1.0.3", "127.1.0.4"] });
+    expect(dns.lookup("db-all.prod.svc.cluster.local")).toMatchObject({ a: ["198.18.1.2", "198.18.1.3", "198.18.1.4"] });
   });
 
   it("pods whose subdomain is the Service (StatefulSet pods) get <hostname>.<svc> names", () => {
-    expect(dns.lookup("db-0.db.prod.svc.cluster.local")).toMatchObject({ type: "Found", a: ["127.1.0.2"] });
+    expect(dns.lookup("db-0.db.prod.svc.cluster.local")).toMatchObject({ type: "Found", a: ["198.18.1.2"] });
     expect(dns.lookup("db-2.db.prod.svc.cluster.local")).toEqual({ type: "NxDomain" }); // not ready
   });
 
   it("other endpoints are named by their dashed IP", () => {
-    expect(dns.lookup("127-1-0-4.db-all.prod.svc.cluster.local")).toMatchObject({ a: ["127.1.0.4"] });
+    expect(dns.lookup("198-18-1-4.db-all.prod.svc.cluster.local")).toMatchObject({ a: ["198.18.1.4"] });
     expect(dns.lookup("db-0.db-all.prod.svc.cluster.local")).toEqual({ type: "NxDomain" });
   });
 
-  it("takes selector-less Services' endpoints from their EndpointSlices", () => {
-    expect(dns.lookup("m0.manual.prod.svc.cluster.local")).toMatchObject({ a: ["127.5.0.5"] });
+  it("takes selector-less Services' endpoints from their EndpointSlices too", () => {
+    expect(dns.lookup("m0.manual.prod.svc.cluster.local")).toMatchObject({ a: ["198.18.5.5"] });
     expect(dns.lookup("_x._tcp.manual.prod.svc.cluster.local")).toMatchObject({ srv: [{ port: 1, target: "m0.manual.prod.svc.cluster.local" }] });
   });
 
@@ -108,8 +120,8 @@ describe("cluster DNS records", () => {
   });
 
   it("pod A records are verified against the namespace's pods", () => {
-    expect(dns.lookup("127-1-0-2.prod.pod.cluster.local")).toMatchObject({ type: "Found", a: ["127.1.0.2"] });
-    expect(dns.lookup("127-1-0-2.other.pod.cluster.local")).toEqual({ type: "NxDomain" });
+    expect(dns.lookup("198-18-1-2.prod.pod.cluster.local")).toMatchObject({ type: "Found", a: ["198.18.1.2"] });
+    expect(dns.lookup("198-18-1-2.other.pod.cluster.local")).toEqual({ type: "NxDomain" });
   });
 
   it("names that exist without records are NODATA, unknown ones NXDOMAIN", () => {

@@ -2,7 +2,7 @@
 // kubernetes plugin semantics (the Kubernetes DNS-based service discovery spec):
 //
 //   <svc>.<ns>.svc.<zone>              A: ClusterIP; headless: ready endpoint IPs
-//                                      (endpoints as endpoints.ts derives them)
+//                                      (from the Service's EndpointSlices, endpoints.ts)
 //   <host>.<svc>.<ns>.svc.<zone>       A: a headless Service's endpoint, named by its
 //                                      hostname (StatefulSet pods) or dashed IP
 //   _<port>._<proto>.<svc>.<ns>.svc.<zone>  SRV per named port
@@ -120,7 +120,7 @@ export class ClusterDnsRecords implements DnsRecords {
       const bareSrv: Omit<SrvTarget, "weight">[] = [];
       const namedSrv = new Map<string, Omit<SrvTarget, "weight">[]>();
       // Readiness (and publishNotReadyAddresses) is already decided per endpoint.
-      for (const ep of serviceEndpoints(svc, s.pods, s.endpointSlices)) {
+      for (const ep of serviceEndpoints(svc, s.endpointSlices)) {
         if (!ep.ready || !isIPv4(ep.ip)) continue;
         const host = (ep.hostname ?? dashed(ep.ip)).toLowerCase();
         const hostName = `${host}.${base}`;

@@ -10,7 +10,8 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ControlPlane } from "../harness/controlplane.ts";
-import { serviceCidr } from "../harness/controlplane.ts";
+import type { NetworkBlock } from "../harness/network.ts";
+import { networkBlock } from "../harness/network.ts";
 import { Proc, stopPid, waitFor } from "../harness/proc.ts";
 import { AdminClient, socketPath } from "./admin.ts";
 import { repoRoot } from "./images.ts";
@@ -18,16 +19,16 @@ import type { PodInfo } from "./pod.ts";
 import type { KillResult, ResolveResult, RunnerStatus } from "./runner.ts";
 import { readState, recordedProcesses } from "./state.ts";
 import { killStale } from "./container.ts";
+import { teardownNetwork } from "./podnetwork.ts";
 
 export interface StartRunnerOptions {
-  readonly controlPlane: Pick<ControlPlane, "adminKubeconfig">;
+  /** The cluster: its admin kubeconfig, and its network block, which the runner's pods and Services use. */
+  readonly controlPlane: Pick<ControlPlane, "adminKubeconfig" | "network">;
   /** The runner's directory: pods, volumes, logs, state. Reusing it adopts the node. */
   readonly root: string;
   readonly nodeName?: string;
   /** An --images file merged over the built-in image map. */
   readonly images?: string;
-  /** 127.N.0.0/16 for pod IPs; default: a free block. */
-  readonly ipBlock?: number;
   /** The first CrashLoopBackOff delay (kubelet: 10 s). */
   readonly crashBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -41,9 +42,9 @@ export interface RunnerHandle {
   readonly root: string;
   readonly nodeName: string;
   readonly pid: number;
-  /** Pod IPs are 127.<ipBlock>.x.y. */
-  readonly ipBlock: number;
-  /** The cluster DNS server (port 53), as pods' resolv.conf names it. */
+  /** Pods on network.podCidr (bridge network.bridge), Services on network.serviceCidr. */
+  readonly network: NetworkBlock;
+  /** The cluster DNS server (port 53), as pods' resolv.conf names it: the bridge's address. */
   readonly dnsAddress: string;
   /** The runner's own log. */
   readonly logFile: string;
@@ -60,9 +61,10 @@ export interface RunnerHandle {
   /** SIGKILLs a container (all of the pod's when `container` is omitted); it restarts per restartPolicy. */
   killContainer(namespace: string, pod: string, container?: string): Promise<KillResult>;
   /**
-   * Stops the runner: `killPods` (default true) kills its containers too (node
-   * crash); false leaves them running (kubelet-only stop), for a later
-   * startRunner on the same root to adopt. Heartbeats stop either way.
+   * Stops the runner: `killPods` (default true) kills its containers too and
+   * removes the pod network (node crash); false leaves them running in their
+   * network namespaces (kubelet-only stop), for a later startRunner on the same
+   * root to adopt. Heartbeats stop either way.
    */
   stop(opts?: { killPods?: boolean }): Promise<void>;
 }
@@ -70,17 +72,16 @@ export interface RunnerHandle {
 interface RunnerJson {
   readonly pid: number;
   readonly nodeName: string;
-  readonly ipBlock: number;
+  readonly networkBlock: number;
   readonly dnsAddress: string;
 }
 
 export async function startRunner(o: StartRunnerOptions): Promise<RunnerHandle> {
   const root = resolve(o.root);
   mkdirSync(root, { recursive: true });
-  const args = [join(repoRoot, "e2e", "runner", "main.ts"), "--kubeconfig", o.controlPlane.adminKubeconfig, "--root", root, "--service-cidr", serviceCidr];
+  const args = [join(repoRoot, "e2e", "runner", "main.ts"), "--kubeconfig", o.controlPlane.adminKubeconfig, "--root", root, "--network-block", String(o.controlPlane.network.block)];
   if (o.nodeName !== undefined) args.push("--node-name", o.nodeName);
   if (o.images !== undefined) args.push("--images", o.images);
-  if (o.ipBlock !== undefined) args.push("--ip-block", String(o.ipBlock));
   if (o.crashBackoffMs !== undefined) args.push("--crash-backoff-ms", String(o.crashBackoffMs));
   if (o.maxBackoffMs !== undefined) args.push("--max-backoff-ms", String(o.maxBackoffMs));
   if (o.serviceProxy === false) args.push("--no-service-proxy");
@@ -127,7 +128,7 @@ export function attachRunner(rootDir: string): RunnerHandle {
   const root = resolve(rootDir);
   const j = JSON.parse(readFileSync(join(root, "runner.json"), "utf8")) as RunnerJson;
   const admin = new AdminClient(root);
-  const status: RunnerStatus = { pid: j.pid, nodeName: j.nodeName, root, ipBlock: j.ipBlock, dnsAddress: j.dnsAddress, dnsPort: 53, serviceProxy: [], pods: 0 };
+  const status: RunnerStatus = { pid: j.pid, nodeName: j.nodeName, root, networkBlock: j.networkBlock, dnsAddress: j.dnsAddress, dnsPort: 53, serviceProxy: [], pods: 0 };
   return handle(root, status, admin, join(root, "runner.log"), async (killPods) => {
     await admin.stop(killPods).catch(() => undefined);
     await stopPid(j.pid, 30_000);
@@ -139,7 +140,7 @@ function handle(root: string, s: RunnerStatus, admin: AdminClient, logFile: stri
     root,
     nodeName: s.nodeName,
     pid: s.pid,
-    ipBlock: s.ipBlock,
+    network: networkBlock(s.networkBlock),
     dnsAddress: s.dnsAddress,
     logFile,
     status: () => admin.status(),
@@ -153,9 +154,10 @@ function handle(root: string, s: RunnerStatus, admin: AdminClient, logFile: stri
       const killPods = opts?.killPods ?? true;
       await stopProcess(killPods);
       if (killPods) {
-        // A runner that died before it could kill its containers leaves them in its state.
+        // A runner that died before it could kill its containers leaves them in its state, and its network on the host.
         const st = readState(root);
         if (st !== null) for (const p of recordedProcesses(st)) killStale(p.pid, p.procStart);
+        await teardownNetwork(networkBlock(s.networkBlock));
       }
     },
   };

@@ -2,18 +2,21 @@
 // The local pod runner as a process (what the e2e harness and
 // `npm run cluster:up` start):
 //
-//   node e2e/runner/main.ts --kubeconfig F --root DIR [--node-name concord-local]
-//        [--images FILE] [--ip-block N|auto] [--crash-backoff-ms 10000]
-//        [--no-service-proxy] [--service-cidr 127.96.0.0/16] [--dns-port 53]
-//        [--exit-with-parent]
+//   node e2e/runner/main.ts --kubeconfig F --root DIR [--network-block N]
+//        [--node-name concord-local] [--images FILE] [--crash-backoff-ms 10000]
+//        [--no-service-proxy] [--dns-port 53] [--exit-with-parent]
 //
-// Runs until SIGTERM/SIGINT (which kill its containers, as a node shutdown
-// would) or an admin-socket /stop. Logs go to stdout.
+// --network-block is the control plane's (e2e/harness/network.ts; its dir's
+// network.json); by default the runner takes it from the `kubernetes`
+// Service's ClusterIP (198.19.N.1). Runs until SIGTERM/SIGINT (which kill its
+// containers and remove the pod network, as a node shutdown would) or an
+// admin-socket /stop. Logs go to stdout.
 
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
+import { networkBlock, validBlock } from "../harness/network.ts";
 import { serveAdmin, socketPath } from "./admin.ts";
 import { defaultBackoff } from "./backoff.ts";
 import { builtinImages, readImageFile } from "./images.ts";
@@ -30,12 +33,10 @@ const { values } = parseArgs({
     root: { type: "string" },
     "node-name": { type: "string", default: "concord-local" },
     images: { type: "string" },
-    // Default: the block this root used before, else a free one.
-    "ip-block": { type: "string" },
+    "network-block": { type: "string" },
     "crash-backoff-ms": { type: "string", default: String(defaultBackoff.initialMs) },
     "max-backoff-ms": { type: "string", default: String(defaultBackoff.maxMs) },
     "no-service-proxy": { type: "boolean", default: false },
-    "service-cidr": { type: "string", default: "127.96.0.0/16" },
     "dns-port": { type: "string", default: "53" },
     "lease-interval-ms": { type: "string", default: "10000" },
     // For test harnesses: a test process that dies takes the runner and its pods with it.
@@ -46,9 +47,9 @@ const { values } = parseArgs({
 if (values.kubeconfig === undefined) fail("--kubeconfig is required");
 if (values.root === undefined) fail("--root is required");
 const root = resolve(values.root);
-const ipBlockArg = values["ip-block"];
-const ipBlock = ipBlockArg === undefined || ipBlockArg === "auto" ? undefined : Number(ipBlockArg);
-if (ipBlock !== undefined && !Number.isInteger(ipBlock)) fail("--ip-block must be a number or auto");
+const blockArg = values["network-block"];
+const block = blockArg === undefined ? undefined : Number(blockArg);
+if (block !== undefined && !validBlock(block)) fail("--network-block must be a number in 1..250");
 const initialMs = Number(values["crash-backoff-ms"]);
 const maxMs = Number(values["max-backoff-ms"]);
 if (!(initialMs > 0) || !(maxMs >= initialMs)) fail("--crash-backoff-ms must be > 0 and <= --max-backoff-ms");
@@ -72,12 +73,11 @@ const runner = await PodRunner.start({
   kubeConfig: kc,
   root,
   nodeName: values["node-name"],
-  ...(ipBlock !== undefined ? { ipBlock } : {}),
+  ...(block !== undefined ? { network: networkBlock(block) } : {}),
   images,
   imagesSource,
   backoff: { initialMs, maxMs },
   serviceProxy: !values["no-service-proxy"],
-  serviceCidr: values["service-cidr"],
   dnsPort: Number(values["dns-port"]),
   leaseIntervalMs: Number(values["lease-interval-ms"]),
   log,

@@ -64,7 +64,7 @@ export function nodeObject(name: string, hostIP: string, res: NodeResources, dns
       annotations: {
         [runnerAnnotation]: "true",
         "concord.dev/pod-runner-description":
-          "Not a kubelet: Concord's e2e pod runner (e2e/runner). Containers are local processes in private mount/UTS namespaces on loopback IPs; see e2e/README.md.",
+          "Not a kubelet: Concord's e2e pod runner (e2e/runner). Containers are local processes in private mount/UTS namespaces, each pod in its own network namespace on a local bridge; see e2e/README.md.",
         "concord.dev/pod-runner-dns": dnsAddress,
         "node.alpha.kubernetes.io/ttl": "0",
       },

@@ -2,7 +2,7 @@
 // level-triggered `sync()` calls, serialized per pod, each re-reading the
 // latest pod object and the containers' states and taking the next steps:
 //
-//   sandbox    pod IP, pod directory, /etc/hosts, resolv.conf, volumes
+//   sandbox    pod IP, network namespace, pod directory, /etc/hosts, resolv.conf, volumes
 //   init       init containers in order, each to completion (sidecars: started)
 //   containers start, restart per restartPolicy with CrashLoopBackOff
 //   probes     startup → liveness/readiness (probes.ts decides, prober.ts does)
@@ -25,6 +25,7 @@ import { containerArgv, containerEnv } from "./env.ts";
 import type { ImageMap } from "./images.ts";
 import { lookupImage } from "./images.ts";
 import type { Ipam } from "./ipam.ts";
+import type { PodNetwork } from "./podnetwork.ts";
 import { errorMessage, timeMs } from "./kube.ts";
 import type { ProbeKind, ProbeSettings, ProbeState } from "./probes.ts";
 import { initialProbeState, observeProbe, probeSettings, withinInitialDelay } from "./probes.ts";
@@ -38,14 +39,17 @@ import { prepareVolumes } from "./volumes.ts";
 /** What a pod worker needs from the runner. */
 export interface PodHost {
   readonly nodeName: string;
+  /** The node's address (the pod bridge's), which hostNetwork pods share. */
   readonly hostIP: string;
   readonly root: string;
   readonly dnsAddress: string;
   readonly clusterDomain: string;
-  readonly apiserver: { readonly host: string; readonly port: number };
+  /** KUBERNETES_SERVICE_HOST/PORT: the `kubernetes` Service's ClusterIP and port. */
+  readonly kubernetesService: { readonly host: string; readonly port: number };
   readonly node: NodeAllocatable;
   readonly backoff: BackoffPolicy;
   readonly ipam: Ipam;
+  readonly network: PodNetwork;
   readonly volumeApi: VolumeApi;
   images(): { map: ImageMap; source: string };
   configMap(namespace: string, name: string): Promise<V1ConfigMap | null>;
@@ -196,6 +200,8 @@ export class PodWorker {
   private readonly host: PodHost;
   private readonly slots: Slot[];
   private ip: string | null = null;
+  /** The pod's network namespace is set up (never for hostNetwork pods). */
+  private networkReady = false;
   private volumes: ReadonlyMap<string, HostVolume> | null = null;
   private sandboxWaiting: { reason: string; message: string } | null = null;
   private startTimeMs: number;
@@ -398,7 +404,7 @@ export class PodWorker {
       // The pod is done: stop sidecars, give back the IP; the object stays until deleted.
       await Promise.all(this.slots.filter((s) => s.proc !== null).map((s) => this.stopSlot(s, this.graceMs(), "pod completed")));
       this.terminalPhase = phase;
-      this.cleanupSandbox();
+      await this.cleanupSandbox();
     }
     await this.publishStatus();
     this.host.changed();
@@ -434,6 +440,16 @@ export class PodWorker {
       }
       this.ip = ip;
       this.host.changed();
+    }
+    if (!this.hostNetwork && !this.networkReady && this.ip !== null) {
+      const r = await this.host.network.setUp(this.uid, this.ip);
+      if (r.type === "Failed") {
+        this.sandboxWaiting = { reason: "ContainerCreating", message: `failed to set up the pod network: ${r.message}` };
+        for (const s of this.slots) if (s.instances === 0) s.state = { type: "Waiting", reason: "ContainerCreating", message: this.sandboxWaiting.message };
+        this.wakeIn(2000);
+        return false;
+      }
+      this.networkReady = true;
     }
     if (this.volumes === null) {
       mkdirSync(this.dir, { recursive: true });
@@ -520,7 +536,10 @@ export class PodWorker {
     ].join("\n");
   }
 
-  private cleanupSandbox(): void {
+  private async cleanupSandbox(): Promise<void> {
+    // The namespace goes first (with anything a container left running in it), then its address.
+    if (!this.hostNetwork) await this.host.network.tearDown(this.uid, this.ip);
+    this.networkReady = false;
     this.host.ipam.release(this.uid);
     // Logs stay (tests read them after the pod is gone); everything else goes.
     try {
@@ -639,16 +658,20 @@ export class PodWorker {
   }
 
   private runtimeEnv(): Record<string, string> {
-    const { host, port } = this.host.apiserver;
+    const { host, port } = this.host.kubernetesService;
     return {
       PATH: `${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
       HOME: "/root",
       HOSTNAME: this.hostname,
-      // ClusterIPs are not routed to the apiserver: point in-cluster clients at its real address.
+      // As the kubelet sets them for the `kubernetes` Service (the runner's proxy forwards it to the apiserver).
       KUBERNETES_SERVICE_HOST: host,
       KUBERNETES_SERVICE_PORT: String(port),
       KUBERNETES_SERVICE_PORT_HTTPS: String(port),
       KUBERNETES_PORT: `tcp://${host}:${port}`,
+      [`KUBERNETES_PORT_${port}_TCP`]: `tcp://${host}:${port}`,
+      [`KUBERNETES_PORT_${port}_TCP_PROTO`]: "tcp",
+      [`KUBERNETES_PORT_${port}_TCP_PORT`]: String(port),
+      [`KUBERNETES_PORT_${port}_TCP_ADDR`]: host,
     };
   }
 
@@ -701,6 +724,7 @@ export class PodWorker {
       env: envr.env,
       workingDir,
       hostname: this.hostname,
+      netns: this.hostNetwork ? null : this.host.network.netnsPath(this.uid),
       mounts,
       runAs,
       logFile: log,
@@ -850,7 +874,7 @@ export class PodWorker {
       restartPolicy: this.restartPolicy,
       init: this.slots.filter((s) => s.kind !== "app").map((s) => this.containerView(s)),
       containers: this.slots.filter((s) => s.kind === "app").map((s) => this.containerView(s)),
-      sandboxReady: (this.ip !== null || this.hostNetwork) && this.volumes !== null,
+      sandboxReady: (this.networkReady || this.hostNetwork) && this.volumes !== null,
       unmetReadinessGates: gates,
     };
   }
@@ -942,7 +966,7 @@ export class PodWorker {
         this.host.log(`pod ${this.namespace}/${this.name}: final status: ${errorMessage(e)}`);
       }
     }
-    this.cleanupSandbox();
+    await this.cleanupSandbox();
     if (deleteObject) await this.host.deletePod(this.namespace, this.name, this.uid);
     this.finish();
   }

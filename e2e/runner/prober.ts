@@ -1,7 +1,8 @@
 // Runs one probe or handler (httpGet, tcpSocket, exec) against a container, as
 // the kubelet's prober does: HTTP 200-399 is success, TLS is not verified, the
-// host defaults to the pod IP, and exec runs inside the container's mount and
-// UTS namespaces (nsenter into the shim). probes.ts decides what results mean.
+// host defaults to the pod IP (reached from the runner in the root network
+// namespace over the pod bridge), and exec runs inside the container's mount,
+// UTS and network namespaces (nsenter into the shim). probes.ts decides what results mean.
 
 import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
@@ -92,7 +93,7 @@ export function execInContainer(
   timeoutMs: number,
 ): Promise<{ exitCode: number | null; output: string; timedOut: boolean }> {
   if (t.pid === null) return Promise.resolve({ exitCode: null, output: "container is not running", timedOut: false });
-  const args = ["--target", String(t.pid), "--mount", "--uts", `--wd=${t.workingDir}`];
+  const args = ["--target", String(t.pid), "--mount", "--uts", "--net", `--wd=${t.workingDir}`];
   if (t.runAs?.uid !== undefined && t.runAs.uid !== null) args.push(`--setuid=${t.runAs.uid}`);
   if (t.runAs?.gid !== undefined && t.runAs.gid !== null) args.push(`--setgid=${t.runAs.gid}`);
   args.push("--", ...command);

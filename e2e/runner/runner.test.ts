@@ -1,14 +1,16 @@
 // The pod runner against a real control plane (etcd, kube-apiserver,
-// kube-controller-manager): pods run as local processes and their status,
-// restarts, probes, deletion, volumes, DNS and the runner's own restarts behave
-// as on a kubelet's node. One control plane and runner for the whole file.
+// kube-controller-manager): pods run as local processes, each in its own
+// network namespace on the cluster's bridge, and their status, restarts,
+// probes, deletion, volumes, networking, DNS, EndpointSlices and the runner's
+// own restarts behave as on a kubelet's node. One control plane and runner for
+// the whole file; afterwards nothing of its network block is left on the host.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, StorageV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, DiscoveryV1Api, StorageV1Api } from "@kubernetes/client-node";
 import type { V1Container, V1PersistentVolumeClaim, V1Pod, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import { ControlPlane } from "../harness/controlplane.ts";
 import { waitFor } from "../harness/proc.ts";
@@ -17,6 +19,7 @@ import type { RunnerHandle } from "./harness.ts";
 import { isApiStatus, model } from "./kube.ts";
 import { procStartTime } from "./container.ts";
 import type { Plain } from "./kube.ts";
+import { hostLeftovers } from "./podnetwork.ts";
 
 const ns = "default";
 const dataPath = "/var/lib/concord-echo";
@@ -35,6 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await runner.stop({ killPods: true });
   await cp.stop();
+  expect(hostLeftovers(cp.network)).toEqual({ netns: [], links: [], routes: [] });
   // CONCORD_E2E_KEEP=1 keeps the control plane's and runner's files and logs.
   if (process.env["CONCORD_E2E_KEEP"] === undefined) rmSync(dir, { recursive: true, force: true });
   else console.log(`kept ${dir}`);
@@ -105,6 +109,29 @@ async function waitPod(name: string, what: string, ok: (p: V1Pod) => boolean, ti
 
 const isReady = (p: V1Pod): boolean => p.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
 
+/** What a pod's echo server fetched from inside the pod. */
+async function fetchFrom(podIP: string, url: string): Promise<Record<string, unknown>> {
+  return (await httpJson("GET", `http://${podIP}:8080/fetch?url=${encodeURIComponent(url)}`)).json;
+}
+
+function bodyOf(fetched: Record<string, unknown>): Record<string, unknown> {
+  const body = fetched["body"];
+  if (typeof body !== "string") throw new Error(`the pod's fetch failed: ${JSON.stringify(fetched)}`);
+  return JSON.parse(body) as Record<string, unknown>;
+}
+
+async function waitGone(name: string): Promise<void> {
+  await waitFor(`${name} deleted`, 30_000, async () => {
+    try {
+      await core.readNamespacedPod({ name, namespace: ns });
+      return undefined;
+    } catch (e) {
+      if (isApiStatus(e, 404)) return true;
+      throw e;
+    }
+  });
+}
+
 describe("pod runner", () => {
   it("registers a Ready node that says it is a pod runner", async () => {
     const node = await waitFor("node Ready", 20_000, async () => {
@@ -113,7 +140,9 @@ describe("pod runner", () => {
     });
     expect(node.metadata?.annotations?.["concord.dev/pod-runner"]).toBe("true");
     expect(node.metadata?.labels?.["kubernetes.io/hostname"]).toBe(runner.nodeName);
-    expect(node.status?.addresses).toContainEqual(expect.objectContaining({ type: "InternalIP", address: "127.0.0.1" }));
+    expect(node.status?.addresses).toContainEqual(expect.objectContaining({ type: "InternalIP", address: cp.network.gateway }));
+    expect(runner.network).toEqual(cp.network);
+    expect(hostLeftovers(cp.network).links).toContain(cp.network.bridge);
     expect(Number(node.status?.capacity?.["cpu"])).toBeGreaterThan(0);
     const lease = await cp.kubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ name: runner.nodeName, namespace: "kube-node-lease" });
     expect(lease.spec?.holderIdentity).toBe(runner.nodeName);
@@ -137,8 +166,8 @@ describe("pod runner", () => {
     const p = await waitPod("echo", "Ready", isReady);
     expect(p.status?.phase).toBe("Running");
     const ip = p.status?.podIP ?? "";
-    expect(ip).toMatch(new RegExp(`^127\\.${runner.ipBlock}\\.\\d+\\.\\d+$`));
-    expect(p.status?.hostIP).toBe("127.0.0.1");
+    expect(ip).toMatch(new RegExp(`^198\\.18\\.${runner.network.block}\\.\\d+$`));
+    expect(p.status?.hostIP).toBe(cp.network.gateway);
     const cs = p.status?.containerStatuses?.[0];
     expect(cs).toMatchObject({ name: "echo", ready: true, started: true, restartCount: 0, imageID: "concord-local://concord-e2e/echo:1" });
     expect(p.status?.conditions?.map((c) => c.type).sort()).toEqual(["ContainersReady", "Initialized", "PodReadyToStartContainers", "PodScheduled", "Ready"]);
@@ -161,11 +190,59 @@ describe("pod runner", () => {
 
     // The pod's resolver uses the runner's DNS with the namespace's search path.
     const viaSearch = await httpJson("GET", `http://${ip}:8080/resolve?name=kubernetes.default`);
-    expect(viaSearch.json).toEqual({ name: "kubernetes.default", addresses: ["127.96.0.1"] });
+    expect(viaSearch.json).toEqual({ name: "kubernetes.default", addresses: [cp.network.kubernetesServiceIP] });
     const podRecord = `${ip.replaceAll(".", "-")}.${ns}.pod.cluster.local`;
     expect((await httpJson("GET", `http://${ip}:8080/resolve?name=${podRecord}`)).json).toEqual({ name: podRecord, addresses: [ip] });
     expect(await runner.resolve(podRecord)).toEqual({ type: "A", addresses: [ip] });
-    expect(await runner.logs(ns, "echo", "echo")).toContain(`listening on ${ip}:8080`);
+    expect(await runner.logs(ns, "echo", "echo")).toContain(`listening on 0.0.0.0:8080 as echo (pod IP ${ip})`);
+  });
+
+  it("gives each pod its own network namespace: two pods on 0.0.0.0:8080, each with a private 127.0.0.1", async () => {
+    await core.createNamespacedPod({ namespace: ns, body: echoPod("twin-a") });
+    await core.createNamespacedPod({ namespace: ns, body: echoPod("twin-b") });
+    const a = await waitPod("twin-a", "Ready", isReady);
+    const b = await waitPod("twin-b", "Ready", isReady);
+    const ipA = a.status?.podIP ?? "";
+    const ipB = b.status?.podIP ?? "";
+    expect(ipA).not.toBe(ipB);
+    const seenA = (await httpJson("GET", `http://${ipA}:8080/`)).json;
+    const seenB = (await httpJson("GET", `http://${ipB}:8080/`)).json;
+    expect(seenA["pod"]).toBe("twin-a");
+    expect(seenB["pod"]).toBe("twin-b");
+    expect(seenA["netns"]).not.toBe(seenB["netns"]);
+    expect([seenA["netns"], seenB["netns"]]).not.toContain(readlinkSync("/proc/self/ns/net"));
+    // localhost inside a pod is the pod's own.
+    expect(bodyOf(await fetchFrom(ipA, "http://127.0.0.1:8080/"))["pod"]).toBe("twin-a");
+    expect(bodyOf(await fetchFrom(ipB, "http://localhost:8080/"))["pod"]).toBe("twin-b");
+    // Pod to pod, over the bridge.
+    expect(bodyOf(await fetchFrom(ipA, `http://${ipB}:8080/`))["pod"]).toBe("twin-b");
+    // A pod has no route but to its block: anything else fails in the pod (TEST-NET-2, RFC 5737).
+    expect(String((await fetchFrom(ipA, "http://198.51.100.1:80/"))["error"])).toContain("ENETUNREACH");
+    const netns = hostLeftovers(cp.network).netns;
+    expect(netns).toContain(`${cp.network.netnsPrefix}${a.metadata?.uid ?? ""}`);
+    expect(netns).toContain(`${cp.network.netnsPrefix}${b.metadata?.uid ?? ""}`);
+
+    // Deleting a pod removes its namespace and veth.
+    await core.deleteNamespacedPod({ name: "twin-a", namespace: ns });
+    await core.deleteNamespacedPod({ name: "twin-b", namespace: ns });
+    await waitGone("twin-a");
+    await waitGone("twin-b");
+    const left = hostLeftovers(cp.network);
+    expect(left.netns.filter((n) => n.endsWith(a.metadata?.uid ?? "?") || n.endsWith(b.metadata?.uid ?? "?"))).toEqual([]);
+    expect(left.links).not.toContain(`${cp.network.vethPrefix}${ipA.split(".")[3] ?? ""}`);
+    expect(left.links).not.toContain(`${cp.network.vethPrefix}${ipB.split(".")[3] ?? ""}`);
+  });
+
+  it("lets a pod use the apiserver in-cluster: KUBERNETES_SERVICE_HOST, the service account token and ca.crt", async () => {
+    const ip = (await core.readNamespacedPod({ name: "echo", namespace: ns })).status?.podIP ?? "";
+    const r = (await httpJson("GET", `http://${ip}:8080/kubernetes?path=/api`)).json;
+    // TLS verified against the mounted ca.crt: the serving certificate names the ClusterIP.
+    expect(r).toMatchObject({ url: `https://${cp.network.kubernetesServiceIP}:443/api`, status: 200 });
+    expect(bodyOf(r)).toMatchObject({ kind: "APIVersions", versions: ["v1"] });
+    // The token is the pod's service account's, which may not list pods.
+    const denied = (await httpJson("GET", `http://${ip}:8080/kubernetes?path=/api/v1/namespaces/${ns}/pods`)).json;
+    expect(denied["status"]).toBe(403);
+    expect(String(denied["body"])).toContain("system:serviceaccount:default:default");
   });
 
   it("restarts a killed container with restartCount 1, keeping the pod's IP and emptyDir", async () => {
@@ -219,8 +296,11 @@ describe("pod runner", () => {
             echoContainer({
               volumeMounts: [{ name: "scratch", mountPath: "/srv/concord-exec" }],
               startupProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, failureThreshold: 30 },
-              // Only true inside the pod's mount namespace: the host has neither file.
-              readinessProbe: { exec: { command: ["sh", "-c", "grep -qx exec /etc/hostname && test \"$(cat /srv/concord-exec/order)\" = \"$(printf 'one\\ntwo')\""] }, periodSeconds: 1 },
+              // Only true inside the pod's mount and network namespaces: the host has neither file, nor an eth0 with the pod IP.
+              readinessProbe: {
+                exec: { command: ["sh", "-c", "grep -qx exec /etc/hostname && test \"$(cat /srv/concord-exec/order)\" = \"$(printf 'one\\ntwo')\" && ip -4 -o addr show dev eth0 | grep -q \" $POD_IP/24 \""] },
+                periodSeconds: 1,
+              },
             }),
           ],
           volumes: [{ name: "scratch", emptyDir: {} }],
@@ -240,15 +320,7 @@ describe("pod runner", () => {
   it("deletes a pod gracefully: SIGTERM, then the object is gone", async () => {
     const started = Date.now();
     await core.deleteNamespacedPod({ name: "live", namespace: ns });
-    await waitFor("live deleted", 30_000, async () => {
-      try {
-        await core.readNamespacedPod({ name: "live", namespace: ns });
-        return undefined;
-      } catch (e) {
-        if (isApiStatus(e, 404)) return true;
-        throw e;
-      }
-    });
+    await waitGone("live");
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(await runner.logs(ns, "live", "echo")).toContain("SIGTERM: shutting down");
     expect(await runner.pod(ns, "live")).toBeUndefined();
@@ -276,7 +348,7 @@ describe("pod runner", () => {
     await core.deleteNamespacedPod({ name: "elsewhere", namespace: ns });
   });
 
-  it("runs a StatefulSet with volumeClaimTemplates: provisioned PVs, stable DNS names, data that outlives the pod, a ClusterIP proxy", async () => {
+  it("runs a StatefulSet with volumeClaimTemplates: provisioned PVs, EndpointSlices, stable DNS names, data that outlives the pod, a ClusterIP proxy", async () => {
     const apps = cp.kubeConfig().makeApiClient(AppsV1Api);
     await core.createNamespacedService({
       namespace: ns,
@@ -314,8 +386,32 @@ describe("pod runner", () => {
     expect(pv.spec?.hostPath?.path).toBe(join(runner.root, "volumes", pv.metadata?.name ?? ""));
 
     const ip0 = web0.status?.podIP ?? "";
-    // Records follow the EndpointSlices, which follow readiness.
-    const both = [ip0, web1.status?.podIP ?? ""].sort();
+    const ip1 = web1.status?.podIP ?? "";
+    // kube-controller-manager publishes the pods in EndpointSlices: with their StatefulSet hostnames for the headless Service.
+    const discovery = cp.kubeConfig().makeApiClient(DiscoveryV1Api);
+    type SliceEndpoint = { ip: string; hostname?: string; ready: boolean | undefined; node: string | undefined; pod: string | undefined };
+    const endpointsOf = async (service: string): Promise<SliceEndpoint[]> => {
+      const list = await discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: `kubernetes.io/service-name=${service}` });
+      return list.items
+        .flatMap((sl) => sl.endpoints ?? [])
+        .flatMap((e) => e.addresses.map((a) => ({ ip: a, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}), ready: e.conditions?.ready, node: e.nodeName, pod: e.targetRef?.name })))
+        .sort((x, y) => (x.ip < y.ip ? -1 : 1));
+    };
+    const byIp = [
+      { ip: ip0, hostname: "web-0", pod: "web-0" },
+      { ip: ip1, hostname: "web-1", pod: "web-1" },
+    ].sort((x, y) => (x.ip < y.ip ? -1 : 1));
+    const headless = await waitFor("web's EndpointSlice lists both pods, ready", 30_000, async () => {
+      const eps = await endpointsOf("web");
+      return eps.length === 2 && eps.every((e) => e.ready === true) ? eps : undefined;
+    });
+    expect(headless).toEqual(byIp.map((e) => ({ ...e, ready: true, node: runner.nodeName })));
+    const slices = await discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: "kubernetes.io/service-name=web-client" });
+    expect(slices.items.flatMap((sl) => sl.ports ?? [])).toEqual([{ name: "http", port: 8080, protocol: "TCP" }]);
+    expect((await endpointsOf("web-client")).map((e) => e.ip)).toEqual(byIp.map((e) => e.ip));
+
+    // DNS records follow the EndpointSlices, which follow readiness.
+    const both = [ip0, ip1].sort();
     await waitFor("both endpoints in DNS", 20_000, async () => {
       const all = await runner.resolve("web.default.svc.cluster.local");
       return all.type === "A" && JSON.stringify([...all.addresses].sort()) === JSON.stringify(both) ? true : undefined;
@@ -323,8 +419,9 @@ describe("pod runner", () => {
     expect(await runner.resolve("web-0.web.default.svc.cluster.local")).toEqual({ type: "A", addresses: [ip0] });
     const srv = await runner.resolve("_http._tcp.web.default.svc.cluster.local", "SRV");
     expect(srv.type === "SRV" ? srv.records.map((r) => r.name).sort() : srv).toEqual(["web-0.web.default.svc.cluster.local", "web-1.web.default.svc.cluster.local"]);
-    // From inside a pod, with the short name through the search path.
-    expect((await httpJson("GET", `http://${web0.status?.podIP ?? ""}:8080/resolve?name=web-1.web`)).json).toEqual({ name: "web-1.web", addresses: [web1.status?.podIP] });
+    // From inside a pod, with the short name through the search path, and pod to pod by that name.
+    expect((await httpJson("GET", `http://${ip0}:8080/resolve?name=web-1.web`)).json).toEqual({ name: "web-1.web", addresses: [ip1] });
+    expect(bodyOf(await fetchFrom(ip0, "http://web-1.web:8080/"))["pod"]).toBe("web-1");
 
     // The ClusterIP Service, through the runner's proxy.
     const clusterIP = client.spec?.clusterIP ?? "";
@@ -333,6 +430,8 @@ describe("pod runner", () => {
       return r.status === 200 ? r.json : undefined;
     });
     expect(["web-0", "web-1"]).toContain(viaProxy["pod"]);
+    // And from a pod, by the Service's name.
+    expect(["web-0", "web-1"]).toContain(bodyOf(await fetchFrom(ip1, "http://web-client/"))["pod"]);
 
     expect((await httpJson("PUT", `http://${ip0}:8080/data`, "survives")).status).toBe(200);
     await core.deleteNamespacedPod({ name: "web-0", namespace: ns });
@@ -375,8 +474,11 @@ describe("pod runner", () => {
     expect(pid).toBeGreaterThan(0);
     const ip = before.status?.podIP ?? "";
 
+    const uid = before.metadata?.uid ?? "";
     await runner.stop({ killPods: false });
     expect(procStartTime(pid)).not.toBeNull();
+    // The pod keeps its namespace and the bridge: it is still reachable.
+    expect(hostLeftovers(cp.network).netns).toContain(`${cp.network.netnsPrefix}${uid}`);
     expect((await httpJson("GET", `http://${ip}:8080/`)).status).toBe(200);
 
     runner = await startRunner({ controlPlane: cp, root: runner.root, crashBackoffMs: 1000 });
@@ -386,10 +488,16 @@ describe("pod runner", () => {
     expect(adopted.status?.podIP).toBe(ip);
 
     await runner.stop({ killPods: true });
-    // Gone (or a zombie its new parent has yet to reap).
+    // Gone (or a zombie its new parent has yet to reap), and so is the node's network.
     expect(procStartTime(pid)).toBeNull();
+    expect(hostLeftovers(cp.network)).toEqual({ netns: [], links: [], routes: [cp.network.podCidr, cp.network.serviceCidr] });
+    // With no bridge, the claim's guard routes fail a connection to the pod at once: nothing follows the default route away.
+    await expect(httpJson("GET", `http://${ip}:8080/`)).rejects.toMatchObject({ code: "EHOSTUNREACH" });
     runner = await startRunner({ controlPlane: cp, root: runner.root, crashBackoffMs: 1000 });
     const restarted = await waitPod("echo", "restarted after the crash", (p) => p.status?.containerStatuses?.[0]?.restartCount === 2 && isReady(p));
     expect(restarted.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode).toBe(137);
+    // Same IP, in a new namespace.
+    expect(restarted.status?.podIP).toBe(ip);
+    expect((await httpJson("GET", `http://${ip}:8080/`)).json["pod"]).toBe("echo");
   });
 });

@@ -6,7 +6,10 @@
 //
 // Wiring only: informers feed the pod workers (pod.ts), the scheduler filter
 // (scheduler.ts), the provisioner (provisioner.ts), the DNS records
-// (dnsrecords.ts) and the service proxy (serviceproxy.ts).
+// (dnsrecords.ts) and the service proxy (serviceproxy.ts). The pod network
+// (podnetwork.ts) is the cluster's network block (e2e/harness/network.ts),
+// which the control plane claimed: the runner makes its bridge and the pods'
+// namespaces, and removes them all when it stops with its pods.
 
 import { promises as dnsPromises } from "node:dns";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -32,15 +35,18 @@ import { killStale } from "./container.ts";
 import { DnsServer } from "./dns.ts";
 import { ClusterDnsRecords } from "./dnsrecords.ts";
 import type { ImageMap } from "./images.ts";
-import { claimBlock, releaseBlock, touchBlock } from "./ipblock.ts";
-import { Ipam, dnsAddress } from "./ipam.ts";
+import type { NetworkBlock } from "../harness/network.ts";
+import { networkBlock } from "../harness/network.ts";
+import { Ipam } from "./ipam.ts";
 import type { RunningInformer } from "./kube.ts";
 import { errorMessage, isApiStatus, model, startInformer, strategicMergePatch } from "./kube.ts";
 import { NodeAgent, machineResources, nodeObject } from "./node.ts";
 import type { PodHost, PodInfo, PodRecord } from "./pod.ts";
 import { PodWorker, logFile } from "./pod.ts";
+import { PodNetwork, ensureBridge, teardownNetwork } from "./podnetwork.ts";
 import { LocalPathProvisioner } from "./provisioner.ts";
 import { claimsReady, podFitsNode, wantsScheduling } from "./scheduler.ts";
+import type { Backend } from "./serviceproxy.ts";
 import { ServiceProxy, proxyTable } from "./serviceproxy.ts";
 import { StateWriter, readState, recordedProcesses } from "./state.ts";
 import type { DnsAnswer, DnsRecords } from "./dns.ts";
@@ -50,17 +56,15 @@ export interface PodRunnerOptions {
   readonly root: string;
   readonly nodeName?: string;
   /**
-   * 127.N.0.0/16 for pods (DNS at 127.N.0.1). Default: the block the root used
-   * before (pod IPs cannot change once set), else a free one.
+   * The cluster's network block (the control plane's). Default: the block whose
+   * first service address is the `kubernetes` Service's ClusterIP.
    */
-  readonly ipBlock?: number;
+  readonly network?: NetworkBlock;
   readonly images: ImageMap;
   /** Where the image map came from, for error messages. */
   readonly imagesSource: string;
   readonly backoff?: BackoffPolicy;
   readonly serviceProxy?: boolean;
-  /** The apiserver's --service-cluster-ip-range (a loopback range). */
-  readonly serviceCidr?: string;
   readonly clusterDomain?: string;
   readonly dnsPort?: number;
   readonly leaseIntervalMs?: number;
@@ -71,7 +75,9 @@ export interface RunnerStatus {
   readonly pid: number;
   readonly nodeName: string;
   readonly root: string;
-  readonly ipBlock: number;
+  /** The network block: pods on 198.18.N.0/24, Services on 198.19.N.0/24. */
+  readonly networkBlock: number;
+  /** The bridge's address: the node's IP and the cluster DNS server. */
   readonly dnsAddress: string;
   readonly dnsPort: number;
   readonly serviceProxy: readonly string[];
@@ -109,12 +115,14 @@ class CurrentRecords implements DnsRecords {
 export class PodRunner {
   readonly root: string;
   readonly nodeName: string;
-  readonly ipBlock: number;
-  readonly dnsAddress: string;
+  readonly network: NetworkBlock;
   private readonly o: PodRunnerOptions;
   private readonly log: (msg: string) => void;
   private readonly core: CoreV1Api;
   private readonly ipam: Ipam;
+  private readonly podNetwork: PodNetwork;
+  /** Where the `kubernetes` Service's proxy forwards: the apiserver's own address. */
+  private readonly apiserver: Backend;
   private readonly workers = new Map<string, PodWorker>();
   private readonly records: Map<string, PodRecord>;
   private readonly stateWriter: StateWriter;
@@ -139,19 +147,21 @@ export class PodRunner {
   private scheduling = false;
   private scheduleAgain = false;
 
-  private constructor(o: PodRunnerOptions, ipBlock: number, prior: Map<string, PodRecord>) {
+  private constructor(o: PodRunnerOptions, network: NetworkBlock, prior: Map<string, PodRecord>) {
     this.o = o;
     this.root = o.root;
     this.nodeName = o.nodeName ?? "concord-local";
-    this.ipBlock = ipBlock;
-    this.dnsAddress = dnsAddress(ipBlock);
+    this.network = network;
     this.log =
       o.log ??
       ((m) => {
         console.log(m);
       });
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
-    this.ipam = new Ipam(ipBlock);
+    this.ipam = new Ipam(network);
+    this.podNetwork = new PodNetwork(network);
+    const server = new URL(o.kubeConfig.getCurrentCluster()?.server ?? "https://127.0.0.1:6443");
+    this.apiserver = { host: server.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(server.port !== "" ? server.port : "443") };
     this.records = prior;
     this.stateWriter = new StateWriter(o.root);
     this.clusterDomain = o.clusterDomain ?? "cluster.local";
@@ -163,14 +173,24 @@ export class PodRunner {
     const prior = readState(o.root);
     const nodeName = o.nodeName ?? prior?.nodeName ?? "concord-local";
     if (prior !== null && prior.nodeName !== nodeName) throw new Error(`${o.root} belongs to node ${prior.nodeName}, not ${nodeName}`);
-    const hasPods = prior !== null && Object.keys(prior.pods).length > 0;
-    if (hasPods && o.ipBlock !== undefined && o.ipBlock !== prior.ipBlock) {
-      // The apiserver does not let a pod's IP change once set.
-      throw new Error(`${o.root} has pods on IP block ${prior.ipBlock}; start with that block or a fresh root`);
+    // The `kubernetes` Service's ClusterIP is the first address of the apiserver's service range.
+    const kubernetes = await o.kubeConfig.makeApiClient(CoreV1Api).readNamespacedService({ name: "kubernetes", namespace: "default" });
+    const clusterIP = kubernetes.spec?.clusterIP ?? "";
+    const m = /^198\.19\.(\d+)\.1$/.exec(clusterIP);
+    const fromApiserver = m !== null ? Number(m[1]) : null;
+    if (fromApiserver === null || (o.network !== undefined && o.network.block !== fromApiserver)) {
+      throw new Error(
+        `the apiserver's \`kubernetes\` Service has ClusterIP ${clusterIP}, not ${o.network?.kubernetesServiceIP ?? "198.19.N.1"}: ` +
+          "start the control plane with its network block (e2e/harness/network.ts) and give the runner the same one",
+      );
     }
-    const claim = claimBlock(o.root, o.ipBlock ?? prior?.ipBlock ?? "auto");
-    if (claim.type === "Taken") throw new Error(claim.message);
-    const r = new PodRunner({ ...o, nodeName }, claim.block, new Map(Object.entries(prior?.pods ?? {})));
+    const network = o.network ?? networkBlock(fromApiserver);
+    const hasPods = prior !== null && Object.keys(prior.pods).length > 0;
+    if (hasPods && prior.networkBlock !== network.block) {
+      // The apiserver does not let a pod's IP change once set.
+      throw new Error(`${o.root} has pods on network block ${prior.networkBlock}, not ${network.block}; use that cluster or a fresh root`);
+    }
+    const r = new PodRunner({ ...o, nodeName }, network, new Map(Object.entries(prior?.pods ?? {})));
     try {
       await r.boot();
     } catch (e) {
@@ -181,8 +201,6 @@ export class PodRunner {
   }
 
   private host(): PodHost {
-    const kc = this.o.kubeConfig;
-    const server = new URL(kc.getCurrentCluster()?.server ?? "https://127.0.0.1:6443");
     const res = machineResources(this.root);
     const claims = (): RunningInformer<V1PersistentVolumeClaim> | undefined => this.informers?.claims;
     const volumes = (): RunningInformer<V1PersistentVolume> | undefined => this.informers?.volumes;
@@ -199,14 +217,15 @@ export class PodRunner {
     const secret = (namespace: string, name: string): Promise<V1Secret | null> => getOrNull(() => core.readNamespacedSecret({ name, namespace }));
     return {
       nodeName: this.nodeName,
-      hostIP: "127.0.0.1",
+      hostIP: this.network.gateway,
       root: this.root,
-      dnsAddress: this.dnsAddress,
+      dnsAddress: this.network.gateway,
       clusterDomain: this.clusterDomain,
-      apiserver: { host: server.hostname, port: Number(server.port !== "" ? server.port : "443") },
+      kubernetesService: { host: this.network.kubernetesServiceIP, port: 443 },
       node: { cpu: res.cpu, memory: res.memoryBytes, ephemeralStorage: res.ephemeralStorageBytes },
       backoff: this.o.backoff ?? defaultBackoff,
       ipam: this.ipam,
+      network: this.podNetwork,
       volumeApi: {
         configMap,
         secret,
@@ -265,10 +284,12 @@ export class PodRunner {
 
   private async boot(): Promise<void> {
     const kc = this.o.kubeConfig;
+    const bridge = await ensureBridge(this.network);
+    if (bridge.type === "Failed") throw new Error(`cannot set up the pod bridge ${this.network.bridge}: ${bridge.message}`);
     this.podHost = this.host();
     const dnsPort = this.o.dnsPort ?? 53;
     this.dns = await DnsServer.start({
-      host: this.dnsAddress,
+      host: this.network.gateway,
       port: dnsPort,
       records: this.dnsRecords,
       zone: this.clusterDomain,
@@ -282,7 +303,7 @@ export class PodRunner {
     this.nodeAgent = await NodeAgent.start({
       core: this.core,
       coordination: kc.makeApiClient(CoordinationV1Api),
-      node: nodeObject(this.nodeName, "127.0.0.1", res, this.dnsAddress),
+      node: nodeObject(this.nodeName, this.network.gateway, res, this.network.gateway),
       ...(this.o.leaseIntervalMs !== undefined ? { leaseIntervalMs: this.o.leaseIntervalMs } : {}),
       log: this.log,
     });
@@ -337,6 +358,8 @@ export class PodRunner {
       rmSync(join(this.root, "pods", `${rec.namespace}_${rec.name}_${uid}`, "volumes"), { recursive: true, force: true });
     }
     this.records.clear();
+    // Namespaces of pods deleted while no runner watched (their containers were killed above).
+    for (const ns of await this.podNetwork.prune(new Set(this.workers.keys()))) this.log(`removed the network namespace ${ns} of a pod that is gone`);
     for (const c of i.claims.cache.list()) this.onClaim(c, false);
     for (const v of i.volumes.cache.list()) this.onVolume(v, false);
     this.derivedSoon();
@@ -350,11 +373,9 @@ export class PodRunner {
       setInterval(() => {
         for (const w of this.workers.values()) w.kick();
       }, 30_000),
-      setInterval(() => {
-        touchBlock(this.root, this.ipBlock);
-      }, 60_000),
     );
-    this.log(`pod runner ${this.nodeName} ready: pods on 127.${this.ipBlock}.0.0/16, DNS ${this.dnsAddress}:${dnsPort}`);
+    const n = this.network;
+    this.log(`pod runner ${this.nodeName} ready: pods on ${n.podCidr} (bridge ${n.bridge}), Services on ${n.serviceCidr}, DNS ${n.gateway}:${dnsPort}`);
   }
 
   // ── Events ─────────────────────────────────────────────────────────────────
@@ -422,7 +443,7 @@ export class PodRunner {
       const slices = i.slices.cache.list();
       const pods = i.pods.cache.list();
       this.dnsRecords.current = new ClusterDnsRecords(this.clusterDomain, { services, endpointSlices: slices, pods });
-      this.proxy?.update(proxyTable(services, pods, slices, cidrContains(this.o.serviceCidr ?? "127.96.0.0/16")));
+      this.proxy?.update(proxyTable(services, slices, cidrContains(this.network.serviceCidr), this.apiserver));
     }, 20);
   }
 
@@ -439,7 +460,7 @@ export class PodRunner {
     const pods: Record<string, PodRecord> = {};
     for (const [uid, r] of this.records) pods[uid] = r;
     for (const w of this.workers.values()) if (!w.finished) pods[w.uid] = w.record();
-    this.stateWriter.write({ version: 1, nodeName: this.nodeName, ipBlock: this.ipBlock, pods });
+    this.stateWriter.write({ version: 2, nodeName: this.nodeName, networkBlock: this.network.block, pods });
   }
 
   // ── Scheduling ─────────────────────────────────────────────────────────────
@@ -531,8 +552,8 @@ export class PodRunner {
       pid: process.pid,
       nodeName: this.nodeName,
       root: this.root,
-      ipBlock: this.ipBlock,
-      dnsAddress: this.dnsAddress,
+      networkBlock: this.network.block,
+      dnsAddress: this.network.gateway,
       dnsPort: this.dns?.address().port ?? 0,
       serviceProxy: this.proxy?.addresses() ?? [],
       pods: this.workers.size,
@@ -593,7 +614,7 @@ export class PodRunner {
   async resolve(name: string, type: "A" | "SRV" = "A"): Promise<ResolveResult> {
     const r = new dnsPromises.Resolver({ timeout: 2000, tries: 1 });
     const port = this.dns?.address().port ?? 53;
-    r.setServers([port === 53 ? this.dnsAddress : `${this.dnsAddress}:${port}`]);
+    r.setServers([port === 53 ? this.network.gateway : `${this.network.gateway}:${port}`]);
     try {
       if (type === "SRV") {
         const recs = await r.resolveSrv(name);
@@ -607,12 +628,13 @@ export class PodRunner {
   }
 
   /**
-   * Stops the runner. `killPods` (the default) SIGKILLs every container, like a
-   * node crashing; without it the containers keep running, as when only the
-   * kubelet stops, and a runner started later on the same root adopts them.
+   * Stops the runner. `killPods` (the default) SIGKILLs every container and
+   * removes the pod network (namespaces, veths, bridge), like a node crashing;
+   * without it the containers keep running in their namespaces, as when only
+   * the kubelet stops, and a runner started later on the same root adopts them.
    * Either way the Node stays and its heartbeats stop.
    */
-  async stop(opts: { killPods?: boolean; releaseBlock?: boolean } = {}): Promise<void> {
+  async stop(opts: { killPods?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     const kill = opts.killPods ?? true;
@@ -631,7 +653,13 @@ export class PodRunner {
     this.persist();
     await this.proxy?.close();
     await this.dns?.close();
-    if (opts.releaseBlock === true) releaseBlock(this.root, this.ipBlock);
+    if (kill) {
+      try {
+        await teardownNetwork(this.network);
+      } catch (e) {
+        this.log(`pod network: ${errorMessage(e)}`);
+      }
+    }
     this.log(`pod runner ${this.nodeName} stopped (${kill ? "containers killed" : "containers left running"})`);
   }
 }

@@ -1,46 +1,51 @@
 // A minimal kube-proxy: for each TCP port of each ClusterIP Service, listen on
-// ClusterIP:port (Service IPs are loopback addresses here, see
-// e2e/harness/controlplane.ts serviceCidr) and forward each connection to a
-// ready endpoint (as endpoints.ts derives them), round-robin. Only connections, no iptables: a client sees the
-// proxy's address as the peer, and UDP, NodePorts and session affinity are not
-// served.
+// ClusterIP:port and forward each connection to a ready endpoint from the
+// Service's EndpointSlices (endpoints.ts), round-robin. ClusterIPs are local
+// addresses of the root network namespace (podnetwork.ts routes the block's
+// whole service range `local` on its bridge), so both pods, through their
+// route via the bridge, and the host reach the listeners. Only connections, no
+// iptables: a backend sees the bridge's address as the peer, and UDP,
+// NodePorts and session affinity are not served.
 //
-// `default/kubernetes` is left alone: every control plane gives it the same IP,
-// so two runners on one machine would fight over it. Pods reach the apiserver
-// through KUBERNETES_SERVICE_HOST/PORT instead, which point at the real address.
+// `default/kubernetes` has no endpoints (the apiserver runs with
+// --endpoint-reconciler-type none, because it listens on loopback only): its
+// port 443 is forwarded to the apiserver's real address, so in-cluster clients
+// use KUBERNETES_SERVICE_HOST=<its ClusterIP>:443 and verify the serving
+// certificate, which names that IP, as in a cluster.
 
 import { connect, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
-import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { serviceEndpoints } from "./endpoints.ts";
 
 export interface Backend {
-  readonly ip: string;
+  readonly host: string;
   readonly port: number;
 }
 
 /** What to listen on and where to forward: key "ip:port". Pure. */
 export function proxyTable(
   services: readonly V1Service[],
-  pods: readonly V1Pod[],
   slices: readonly V1EndpointSlice[],
   inRange: (ip: string) => boolean,
+  apiserver: Backend,
 ): Map<string, Backend[]> {
   const table = new Map<string, Backend[]>();
   for (const svc of services) {
-    const ns = svc.metadata?.namespace ?? "";
-    const name = svc.metadata?.name ?? "";
-    if (ns === "default" && name === "kubernetes") continue;
     const ip = svc.spec?.clusterIP;
     if (ip === undefined || ip === "None" || ip === "" || !inRange(ip)) continue;
     if (svc.spec?.type === "ExternalName") continue;
-    const endpoints = serviceEndpoints(svc, pods, slices).filter((e) => e.ready);
+    if (svc.metadata?.namespace === "default" && svc.metadata.name === "kubernetes") {
+      table.set(`${ip}:443`, [apiserver]);
+      continue;
+    }
+    const endpoints = serviceEndpoints(svc, slices).filter((e) => e.ready);
     for (const p of svc.spec?.ports ?? []) {
       if ((p.protocol ?? "TCP") !== "TCP") continue;
       const backends: Backend[] = [];
       for (const e of endpoints) {
         const ep = e.ports.find((x) => x.name === (p.name ?? "") && x.protocol === "TCP");
-        if (ep !== undefined) backends.push({ ip: e.ip, port: ep.port });
+        if (ep !== undefined) backends.push({ host: e.ip, port: ep.port });
       }
       table.set(`${ip}:${p.port}`, backends);
     }
@@ -57,7 +62,7 @@ interface Listener {
 
 export class ServiceProxy {
   private readonly listeners = new Map<string, Listener>();
-  /** Addresses we could not bind (another runner has them); retried on every update. */
+  /** Addresses we could not bind (a port in use); retried on every update. */
   private readonly failed = new Map<string, string>();
   private readonly log: (msg: string) => void;
   private closed = false;
@@ -101,7 +106,7 @@ export class ServiceProxy {
       l.next++;
       if (b === undefined) return;
       sockets.add(client);
-      const upstream = connect({ host: b.ip, port: b.port });
+      const upstream = connect({ host: b.host, port: b.port });
       sockets.add(upstream);
       const done = (): void => {
         sockets.delete(client);

@@ -1,5 +1,5 @@
 // What a runner leaves on its root for the next runner on the same root: the
-// node name, IP block and every pod's record (IP, container pids and states,
+// node name, network block and every pod's record (IP, container pids and states,
 // restart counts). Written atomically (write + rename) whenever it changes.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -7,9 +7,9 @@ import { join } from "node:path";
 import type { PodRecord } from "./pod.ts";
 
 export interface RunnerState {
-  readonly version: 1;
+  readonly version: 2;
   readonly nodeName: string;
-  readonly ipBlock: number;
+  readonly networkBlock: number;
   readonly pods: Readonly<Record<string, PodRecord>>;
 }
 
@@ -22,7 +22,7 @@ export function readState(root: string): RunnerState | null {
   if (!existsSync(p)) return null;
   try {
     const s = JSON.parse(readFileSync(p, "utf8")) as Partial<RunnerState>;
-    if (s.version !== 1 || typeof s.nodeName !== "string" || typeof s.ipBlock !== "number" || typeof s.pods !== "object") return null;
+    if (s.version !== 2 || typeof s.nodeName !== "string" || typeof s.networkBlock !== "number" || typeof s.pods !== "object") return null;
     return s as RunnerState;
   } catch {
     return null;
