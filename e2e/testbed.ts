@@ -1,0 +1,164 @@
+// What the e2e tests run against: a private control plane with the local pod
+// runner (or, with CONCORD_E2E_KUBECONFIG, an existing cluster such as the kind
+// one from e2e/kind/), the CRD installed the way users install it (kubectl
+// apply), and the operator's service account with exactly operator/rbac.ts's rules.
+
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../node/server/testing/cluster.ts";
+import { leaderElectionRules, operatorRules } from "../operator/rbac.ts";
+import { ControlPlane } from "./harness/controlplane.ts";
+import { Proc, waitFor } from "./harness/proc.ts";
+import type { RunnerHandle } from "./runner/harness.ts";
+import { startRunner } from "./runner/harness.ts";
+
+export const repoRoot = resolve(fileURLToPath(import.meta.url), "..", "..");
+export const operatorNamespace = "concord-system";
+/** The node image tests ask for; the runner maps the `concord` repository to node/main.ts. */
+export const nodeImage = process.env["CONCORD_E2E_IMAGE"] ?? "concord:e2e";
+
+export interface Kubectl {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export class Testbed {
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly controlPlane: ControlPlane | null;
+  readonly runner: RunnerHandle | null;
+  private readonly operators: Proc[] = [];
+  operatorKubeconfig = "";
+
+  private constructor(dir: string, kubeconfig: string, cp: ControlPlane | null, runner: RunnerHandle | null) {
+    this.dir = dir;
+    this.kubeconfig = kubeconfig;
+    this.controlPlane = cp;
+    this.runner = runner;
+  }
+
+  /** True on the private control plane with the pod runner (its fault hooks exist). */
+  get local(): boolean {
+    return this.runner !== null;
+  }
+
+  static async start(label: string): Promise<Testbed> {
+    const dir = mkdtempSync(join(tmpdir(), `concord-e2e-${label}-`));
+    const external = process.env["CONCORD_E2E_KUBECONFIG"];
+    if (external !== undefined && external !== "") return new Testbed(dir, external, null, null);
+    const cp = await ControlPlane.start({ dir: join(dir, "cp") });
+    let runner: RunnerHandle | null = null;
+    try {
+      runner = await startRunner({ controlPlane: cp, root: join(dir, "runner"), crashBackoffMs: 1000, maxBackoffMs: 5000 });
+      const tb = new Testbed(dir, cp.adminKubeconfig, cp, runner);
+      await tb.installCrd();
+      await tb.operatorIdentity();
+      return tb;
+    } catch (e) {
+      await runner?.stop({ killPods: true });
+      await cp.stop();
+      throw e;
+    }
+  }
+
+  kubectl(...args: string[]): Promise<Kubectl> {
+    return new Promise((res) => {
+      execFile("kubectl", ["--kubeconfig", this.kubeconfig, ...args], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+        res({ code, stdout, stderr });
+      });
+    });
+  }
+
+  async kubectlOk(...args: string[]): Promise<string> {
+    const r = await this.kubectl(...args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** kubectl apply -f - with the given manifest text. */
+  async apply(manifest: string, ...extra: string[]): Promise<Kubectl> {
+    const file = join(this.dir, `apply-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, manifest);
+    return this.kubectl("apply", "-f", file, ...extra);
+  }
+
+  async json<T>(...args: string[]): Promise<T> {
+    return JSON.parse(await this.kubectlOk(...args, "-o", "json")) as T;
+  }
+
+  private async installCrd(): Promise<void> {
+    await this.kubectlOk("apply", "--server-side", "-f", join(repoRoot, "crds", "concord.dev_consensusclusters.yaml"));
+    await this.kubectlOk("wait", "--for=condition=Established", "--timeout=60s", "crd/consensusclusters.concord.dev");
+  }
+
+  /** The operator's namespace, service account and RBAC, from operator/rbac.ts. */
+  private async operatorIdentity(): Promise<void> {
+    const rules = (rs: readonly { apiGroups: readonly string[]; resources: readonly string[]; verbs: readonly string[] }[]): unknown =>
+      rs.map((r) => ({ apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs }));
+    const docs = [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: operatorNamespace } },
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "concord-operator", namespace: operatorNamespace } },
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "concord-operator" }, rules: rules(operatorRules) },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRoleBinding",
+        metadata: { name: "concord-operator" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "concord-operator" },
+        subjects: [{ kind: "ServiceAccount", name: "concord-operator", namespace: operatorNamespace }],
+      },
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "concord-operator-leader-election", namespace: operatorNamespace }, rules: rules(leaderElectionRules) },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "concord-operator-leader-election", namespace: operatorNamespace },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "concord-operator-leader-election" },
+        subjects: [{ kind: "ServiceAccount", name: "concord-operator", namespace: operatorNamespace }],
+      },
+    ];
+    const r = await this.apply(JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }));
+    if (r.code !== 0) throw new Error(`installing the operator's RBAC: ${r.stderr}`);
+    if (this.controlPlane !== null) {
+      this.operatorKubeconfig = await this.controlPlane.serviceAccountKubeconfig(operatorNamespace, "concord-operator", join(this.dir, "operator.kubeconfig"));
+    }
+  }
+
+  /** Starts an operator replica as the concord-operator service account; returns its metrics URL. */
+  async startOperator(name = `op-${this.operators.length + 1}`): Promise<{ proc: Proc; metricsUrl: string }> {
+    const port = await freePort();
+    mkdirSync(join(this.dir, "operators"), { recursive: true });
+    const proc = Proc.start({
+      name,
+      command: process.execPath,
+      args: [
+        join(repoRoot, "operator", "main.ts"),
+        "--kubeconfig", this.operatorKubeconfig,
+        "--metrics-host", "127.0.0.1",
+        "--metrics-port", String(port),
+        "--default-image", nodeImage,
+        "--leader-election-namespace", operatorNamespace,
+      ],
+      env: { POD_NAME: name },
+      logFile: join(this.dir, "operators", `${name}.log`),
+    });
+    this.operators.push(proc);
+    const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    await waitFor(`operator ${name} to serve /healthz`, 30_000, async () => {
+      if (proc.exited) throw new Error(`operator ${name} exited:\n${proc.tail()}`);
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      return r.ok ? true : undefined;
+    });
+    return { proc, metricsUrl };
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.operators) await p.stop(5000);
+    if (this.runner !== null) await this.runner.stop({ killPods: true });
+    await this.controlPlane?.stop();
+    if (process.env["CONCORD_E2E_KEEP"] === undefined) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
