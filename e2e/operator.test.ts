@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Proc } from "./harness/proc.ts";
 import { waitFor } from "./harness/proc.ts";
-import { Testbed, nodeImage, operatorNamespace } from "./testbed.ts";
+import { join } from "node:path";
+import { Testbed, nodeImage, operatorNamespace, repoRoot } from "./testbed.ts";
 
 const ns = "e2e";
 const name = "cfg";
@@ -296,6 +297,9 @@ describe.runIf(process.env["CONCORD_E2E_KUBECONFIG"] === undefined)("operator on
     expect(await bad(other("0"))).toMatch(/spec\.replicas.*should be greater than or equal to 1/);
     expect(await bad(other("10"))).toMatch(/spec\.replicas.*should be less than or equal to 9/);
     expect(await bad(other('"three"'))).toMatch(/spec\.replicas.*must be of type integer/);
+    // The documented example applies as is.
+    const example = await tb.kubectl("apply", "--dry-run=server", "-f", join(repoRoot, "docs", "examples", "consensuscluster.yaml"));
+    expect(example.code, example.stderr).toBe(0);
     const shrink = await tb.kubectl("-n", ns, "patch", "cc", name, "--type=merge", "-p", JSON.stringify({ spec: { storage: { size: "512Mi" } } }));
     expect(shrink.code).not.toBe(0);
     expect(shrink.stderr).toContain("storage.size may not shrink");
