@@ -2,12 +2,14 @@
 // pod runner as long-running background processes, for poking at with kubectl.
 // State lives in .data/e2e (or --dir); `up` twice reports the running one.
 
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { ControlPlaneState } from "./harness/controlplane.ts";
 import { ControlPlane, stopControlPlane } from "./harness/controlplane.ts";
+import { operatorIdentityManifest, operatorNamespace, operatorServiceAccount } from "./harness/operator-identity.ts";
 import { attachRunner, startRunner } from "./runner/harness.ts";
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), "..", "..");
@@ -59,9 +61,19 @@ async function up(): Promise<void> {
   const started = Date.now();
   const cp = await ControlPlane.start({ dir: join(dir, "control-plane"), detached: true, log: (l) => { console.log(l); } });
   const runnerRoot = join(dir, "runner");
+  let operatorKubeconfig: string;
   try {
     await startRunner({ controlPlane: cp, root: runnerRoot, detached: true });
+    // The CRD, and the operator's identity with exactly its RBAC, so that the
+    // operator can run as a local process as it would in the cluster.
+    const kubectl = (args: readonly string[], input?: string): void => {
+      execFileSync("kubectl", ["--kubeconfig", cp.adminKubeconfig, ...args], { stdio: ["pipe", "ignore", "inherit"], ...(input !== undefined ? { input } : {}) });
+    };
+    kubectl(["apply", "--server-side", "-f", join(repoRoot, "crds", "concord.dev_consensusclusters.yaml")]);
+    kubectl(["apply", "-f", "-"], operatorIdentityManifest());
+    operatorKubeconfig = await cp.serviceAccountKubeconfig(operatorNamespace, operatorServiceAccount, join(dir, "operator.kubeconfig"));
   } catch (e) {
+    await attachRunner(runnerRoot).stop({ killPods: true }).catch(() => undefined);
     await stopControlPlane(cp.state());
     throw e;
   }
@@ -69,6 +81,7 @@ async function up(): Promise<void> {
   writeFileSync(stateFile, JSON.stringify(state, null, 2));
   console.log(`control plane and pod runner up in ${((Date.now() - started) / 1000).toFixed(1)} s (network block ${cp.network.block}: pods ${cp.network.podCidr}, services ${cp.network.serviceCidr})`);
   console.log(usage(cp.adminKubeconfig));
+  console.log(`the CRD is installed; run the operator as its service account with:\n  node operator/main.ts --kubeconfig ${operatorKubeconfig} --metrics-port 8080`);
 }
 
 async function down(removeData: boolean): Promise<void> {

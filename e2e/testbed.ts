@@ -9,14 +9,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../node/server/testing/cluster.ts";
-import { leaderElectionRules, operatorRules } from "../operator/rbac.ts";
+import { operatorIdentityManifest, operatorNamespace, operatorServiceAccount } from "./harness/operator-identity.ts";
 import { ControlPlane } from "./harness/controlplane.ts";
 import { Proc, waitFor } from "./harness/proc.ts";
 import type { RunnerHandle } from "./runner/harness.ts";
 import { startRunner } from "./runner/harness.ts";
 
 export const repoRoot = resolve(fileURLToPath(import.meta.url), "..", "..");
-export const operatorNamespace = "concord-system";
+export { operatorNamespace };
 /** The node image tests ask for; the runner maps the `concord` repository to node/main.ts. */
 export const nodeImage = process.env["CONCORD_E2E_IMAGE"] ?? "concord:e2e";
 
@@ -98,32 +98,10 @@ export class Testbed {
 
   /** The operator's namespace, service account and RBAC, from operator/rbac.ts. */
   private async operatorIdentity(): Promise<void> {
-    const rules = (rs: readonly { apiGroups: readonly string[]; resources: readonly string[]; verbs: readonly string[] }[]): unknown =>
-      rs.map((r) => ({ apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs }));
-    const docs = [
-      { apiVersion: "v1", kind: "Namespace", metadata: { name: operatorNamespace } },
-      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "concord-operator", namespace: operatorNamespace } },
-      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "concord-operator" }, rules: rules(operatorRules) },
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "ClusterRoleBinding",
-        metadata: { name: "concord-operator" },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "concord-operator" },
-        subjects: [{ kind: "ServiceAccount", name: "concord-operator", namespace: operatorNamespace }],
-      },
-      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "concord-operator-leader-election", namespace: operatorNamespace }, rules: rules(leaderElectionRules) },
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        metadata: { name: "concord-operator-leader-election", namespace: operatorNamespace },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "concord-operator-leader-election" },
-        subjects: [{ kind: "ServiceAccount", name: "concord-operator", namespace: operatorNamespace }],
-      },
-    ];
-    const r = await this.apply(JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }));
+    const r = await this.apply(operatorIdentityManifest());
     if (r.code !== 0) throw new Error(`installing the operator's RBAC: ${r.stderr}`);
     if (this.controlPlane !== null) {
-      this.operatorKubeconfig = await this.controlPlane.serviceAccountKubeconfig(operatorNamespace, "concord-operator", join(this.dir, "operator.kubeconfig"));
+      this.operatorKubeconfig = await this.controlPlane.serviceAccountKubeconfig(operatorNamespace, operatorServiceAccount, join(this.dir, "operator.kubeconfig"));
     }
   }
 
