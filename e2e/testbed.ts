@@ -4,6 +4,9 @@
 // apply), and the operator's service account with exactly operator/rbac.ts's rules.
 
 import { execFile } from "node:child_process";
+import { request as httpsRequest } from "node:https";
+import type { RequestOptions } from "node:https";
+import { KubeConfig } from "@kubernetes/client-node";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -78,6 +81,40 @@ export class Testbed {
     const r = await this.kubectl(...args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}`);
     return r.stdout;
+  }
+
+  /**
+   * An HTTP request to a pod's port through the apiserver's pod proxy, which
+   * reaches pods the same way on the local control plane and on a kind
+   * cluster (whose pod network the test process cannot reach). Network
+   * failures come back as status 0.
+   */
+  async podFetch(namespace: string, pod: string, port: number, path: string, init: { method?: string; body?: string; timeoutMs?: number } = {}): Promise<{ status: number; text: string }> {
+    const kc = new KubeConfig();
+    kc.loadFromFile(this.kubeconfig);
+    const server = kc.getCurrentCluster()?.server;
+    if (server === undefined) throw new Error(`no cluster in ${this.kubeconfig}`);
+    const url = new URL(`${server}/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy${path}`);
+    const opts: RequestOptions = { method: init.method ?? "GET", timeout: init.timeoutMs ?? 5000 };
+    await kc.applyToHTTPSOptions(opts);
+    return new Promise((res) => {
+      const req = httpsRequest(url, opts, (r) => {
+        let text = "";
+        r.setEncoding("utf8");
+        r.on("data", (c: string) => (text += c));
+        r.on("end", () => {
+          res({ status: r.statusCode ?? 0, text });
+        });
+        r.on("error", () => {
+          res({ status: 0, text });
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", (e) => {
+        res({ status: 0, text: e.message });
+      });
+      req.end(init.body);
+    });
   }
 
   /** kubectl apply -f - with the given manifest text. */
