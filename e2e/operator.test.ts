@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Proc } from "./harness/proc.ts";
 import { waitFor } from "./harness/proc.ts";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { Testbed, nodeImage, operatorNamespace, repoRoot } from "./testbed.ts";
 
@@ -215,6 +216,59 @@ describe("the operator", () => {
     }
     const after = await settled(3);
     expect(after.status?.members?.map((m) => m.id).sort()).toEqual(ids);
+    await checkAcked();
+  });
+
+  test("a member whose volume is lost is replaced: removed, re-added as a new learner, promoted", async () => {
+    const before = await cluster();
+    const victim = before.status?.members?.find((m) => m.role !== "leader");
+    if (victim === undefined) throw new Error("no follower");
+    // The volume goes (the claim's protection holds it until the pod is gone), then the pod.
+    await tb.kubectlOk("-n", ns, "delete", "pvc", `data-${victim.name}`, "--wait=false");
+    await tb.kubectlOk("-n", ns, "delete", "pod", victim.name);
+    const after = await waitFor(`${victim.name} to be replaced by a new member`, 120_000, async () => {
+      const c = await cluster();
+      const m = c.status?.members?.find((x) => x.name === victim.name);
+      return m !== undefined && m.id !== victim.id && m.role === "follower" && m.healthy ? c : undefined;
+    });
+    expect(after.status?.members?.map((m) => m.name).sort()).toEqual(["cfg-0", "cfg-1", "cfg-2"]);
+    await settled(3);
+    const reasons = (await events()).map((e) => e.note);
+    expect(reasons.some((n) => n.includes(`removed ${victim.name}`) && n.includes("data was lost"))).toBe(true);
+    expect(reasons.some((n) => n.includes(`added ${victim.name}`) && n.includes("replace"))).toBe(true);
+    await checkAcked();
+  });
+
+  test.runIf(local)("losing a majority: Degraded with QuorumLost and an event, and no membership change until it is back", async () => {
+    const before = await cluster();
+    const ids = before.status?.members?.map((m) => m.id).sort();
+    const victims = (before.status?.members ?? []).slice(0, 2).map((m) => m.name);
+    // SIGSTOP the two members' processes: alive to the kubelet, silent to Raft.
+    const pidsOf = (pod: string): number[] =>
+      execFileSync("pgrep", ["-f", `node/main.ts --name=${pod} `], { encoding: "utf8" }).trim().split("\n").filter((x) => x !== "").map(Number);
+    const stopped = victims.flatMap(pidsOf);
+    expect(stopped.length).toBeGreaterThanOrEqual(2);
+    for (const pid of stopped) process.kill(pid, "SIGSTOP");
+    try {
+      const lost = await waitFor("Degraded=True QuorumLost", 60_000, async () => {
+        const c = await cluster();
+        return condition(c, "Degraded")?.reason === "QuorumLost" ? c : undefined;
+      });
+      expect(condition(lost, "Available")?.status).toBe("False");
+      expect(condition(lost, "Degraded")?.status).toBe("True");
+      await waitFor("a QuorumLost event", 30_000, async () => ((await events()).some((e) => e.reason === "QuorumLost") ? true : undefined));
+      // A scale request while the quorum is lost changes nothing.
+      const added = (await events()).filter((e) => e.reason === "MemberAdded").length;
+      await tb.kubectlOk("-n", ns, "scale", `cc/${name}`, "--replicas=5");
+      await new Promise((r) => setTimeout(r, 5000));
+      expect((await events()).filter((e) => e.reason === "MemberAdded").length).toBe(added);
+      expect((await tb.kubectlOk("-n", ns, "get", "statefulset", name, "-o", "jsonpath={.spec.replicas}")).trim()).toBe("3");
+      await tb.kubectlOk("-n", ns, "scale", `cc/${name}`, "--replicas=3");
+    } finally {
+      for (const pid of stopped) process.kill(pid, "SIGCONT");
+    }
+    const back = await settled(3);
+    expect(back.status?.members?.map((m) => m.id).sort()).toEqual(ids);
     await checkAcked();
   });
 

@@ -235,7 +235,6 @@ export class Reconciler {
       }
       case "DeletePod": {
         const pod = pods.find((x) => x.metadata?.name === step.name);
-        if (this.rolloutJustStarted(cc)) this.o.events.record(cc, "Normal", "UpgradeStarted", "rolling upgrade started: followers first, the leader last");
         const r = await deleteIfExists(
           this.o.kc,
           { apiVersion: "v1", kind: "Pod", namespace: refOf(cc).namespace, name: step.name },
@@ -258,17 +257,17 @@ export class Reconciler {
     return cc.status?.conditions?.find((c) => c.type === type);
   }
 
-  private rolloutJustStarted(cc: ConsensusCluster): boolean {
-    return this.previous(cc, "Progressing")?.reason !== "RollingUpgrade";
-  }
-
   /** Events for transitions the conditions show: quorum lost, upgrade completed, even replica counts. */
   private recordTransitions(cc: ConsensusCluster, p: Plan): void {
     const prevDegraded = this.previous(cc, "Degraded");
     if (p.degraded.reason === "QuorumLost" && prevDegraded?.reason !== "QuorumLost") {
       this.o.events.record(cc, "Warning", "QuorumLost", p.degraded.message);
     }
-    if (this.previous(cc, "Progressing")?.reason === "RollingUpgrade" && p.progressing.reason !== "RollingUpgrade" && !p.upgradePending) {
+    const wasUpgrading = this.previous(cc, "Progressing")?.reason === "RollingUpgrade";
+    if (!wasUpgrading && p.progressing.reason === "RollingUpgrade") {
+      this.o.events.record(cc, "Normal", "UpgradeStarted", "the pod template changed: replacing members one at a time, followers first, the leader last");
+    }
+    if (wasUpgrading && p.progressing.reason !== "RollingUpgrade" && !p.upgradePending) {
       this.o.events.record(cc, "Normal", "UpgradeCompleted", "every member runs the current pod template");
     }
     const generation = cc.metadata.generation ?? 0;
