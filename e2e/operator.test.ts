@@ -356,6 +356,17 @@ describe("the operator", () => {
     expect(shrink.stderr).toContain("storage.size may not shrink");
   });
 
+  test("an even member count is accepted, with a warning event", async () => {
+    const even = manifest(2).replace(`name: ${name}`, "name: even");
+    const r = await tb.apply(even);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor("an EvenReplicas warning", 60_000, async () => {
+      const list = await tb.json<{ items: { reason: string; type: string; regarding?: { name: string } }[] }>("-n", ns, "get", "events.events.k8s.io");
+      return list.items.some((e) => e.regarding?.name === "even" && e.reason === "EvenReplicas" && e.type === "Warning") ? true : undefined;
+    });
+    await tb.kubectlOk("-n", ns, "delete", "cc", "even", "--wait=true", "--timeout=60s");
+  });
+
   test("deleting the ConsensusCluster removes its children", async () => {
     await tb.kubectlOk("-n", ns, "delete", "cc", name, "--wait=true", "--timeout=60s");
     await waitFor("the children to be garbage-collected", 120_000, async () => {
