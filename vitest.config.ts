@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["node/**/*.test.ts", "chaos/**/*.test.ts", "operator/**/*.test.ts", "e2e/**/*.test.ts", "bench/**/*.test.ts", "ctl/**/*.test.ts"],
+    include: ["bin/**/*.test.ts", "node/**/*.test.ts", "chaos/**/*.test.ts", "operator/**/*.test.ts", "e2e/**/*.test.ts", "bench/**/*.test.ts", "ctl/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -245,7 +245,7 @@ describe("the operator", () => {
     const victims = (before.status?.members ?? []).slice(0, 2).map((m) => m.name);
     // SIGSTOP the two members' processes: alive to the kubelet, silent to Raft.
     const pidsOf = (pod: string): number[] =>
-      execFileSync("pgrep", ["-f", `node/main.ts --name=${pod} `], { encoding: "utf8" }).trim().split("\n").filter((x) => x !== "").map(Number);
+      execFileSync("pgrep", ["-f", `bin/concord.ts --name=${pod} `], { encoding: "utf8" }).trim().split("\n").filter((x) => x !== "").map(Number);
     const stopped = victims.flatMap(pidsOf);
     expect(stopped.length).toBeGreaterThanOrEqual(2);
     for (const pid of stopped) process.kill(pid, "SIGSTOP");

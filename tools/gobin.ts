@@ -25,6 +25,8 @@ export interface ToolSet {
   readonly pinned: string;
   /** Binary name -> Go package path. */
   readonly binaries: Readonly<Record<string, string>>;
+  /** Linker flags for the pinned version (part of the cache key). */
+  readonly ldflags?: (version: string) => string;
 }
 
 export const kubeTools: ToolSet = {
@@ -33,6 +35,13 @@ export const kubeTools: ToolSet = {
   binaries: {
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+  },
+  // What Kubernetes' release build stamps: without it the binaries report
+  // v0.0.0-master+$Format:%H$ from /version, and clients that check the
+  // server's version (Helm's kubeVersion) refuse the cluster.
+  ldflags: (v) => {
+    const [major = "", minor = ""] = v.replace(/^v/, "").split(".");
+    return ["gitVersion=" + v, "gitMajor=" + major, "gitMinor=" + minor, "gitTreeState=clean"].map((x) => `-X k8s.io/component-base/version.${x}`).join(" ");
   },
 };
 
@@ -73,6 +82,7 @@ export function pinnedVersion(set: ToolSet): string {
 export function binDir(set: ToolSet): string {
   const h = createHash("sha256");
   for (const f of ["go.mod", "go.sum"]) h.update(readFileSync(join(toolsDir, set.module, f)));
+  if (set.ldflags !== undefined) h.update(set.ldflags(pinnedVersion(set)));
   return join(cacheRoot(), "bin", `${set.module}-${pinnedVersion(set)}-${h.digest("hex").slice(0, 12)}`);
 }
 
@@ -136,7 +146,8 @@ export async function ensureTools(set: ToolSet, log: (line: string) => void = ()
     // One build per binary, so each lands under its own name (go would call
     // go.etcd.io/etcd/server/v3 "server"); the Go build cache shares the work.
     for (const [name, pkg] of Object.entries(set.binaries)) {
-      await run("go", ["build", "-trimpath", "-o", join(staging, name), pkg], join(toolsDir, set.module));
+      const ldflags = set.ldflags !== undefined ? ["-ldflags", set.ldflags(pinnedVersion(set))] : [];
+      await run("go", ["build", "-trimpath", ...ldflags, "-o", join(staging, name), pkg], join(toolsDir, set.module));
     }
     rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir);

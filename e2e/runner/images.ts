@@ -24,8 +24,10 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "
 /** The images tests and the Concord chart use. `node` is the runner's own Node binary. */
 export function builtinImages(nodeBinary: string = process.execPath): ImageMap {
   const concord: ImageConfig = {
-    // The Dockerfile's ENTRYPOINT ["node", "/app/node/main.ts"], with the repository as /app.
-    entrypoint: [nodeBinary, join(repoRoot, "node", "main.ts")],
+    // The Dockerfile's ENTRYPOINT ["node", "/app/bin/concord.ts"], with the
+    // repository as /app: args starting with "--" run a member (the operator's
+    // StatefulSets), ["operator", ...] the operator (the Helm chart).
+    entrypoint: [nodeBinary, join(repoRoot, "bin", "concord.ts")],
     workingDir: repoRoot,
     env: { NODE_ENV: "production", CONCORD_DATA_DIR: "/var/lib/concord" },
   };

@@ -1,11 +1,13 @@
-// Writes crds/concord.dev_consensusclusters.yaml from operator/api/types.ts.
+// Writes crds/concord.dev_consensusclusters.yaml, and the Helm chart's copy in
+// charts/concord-operator/crds/, from operator/api/types.ts.
 //
-//   npm run gen:crds               regenerate the file
-//   npm run gen:crds -- --check    exit 1 if the file is not what the types generate
+//   npm run gen:crds               regenerate the files
+//   npm run gen:crds -- --check    exit 1 if a file is not what the types generate
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { crdPath, crdYaml } from "./crd.ts";
+import { chartCrdPath, crdPath, crdYaml } from "./crd.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -16,24 +18,28 @@ function main(args: readonly string[]): number {
     console.error(`unknown argument ${unknown.join(" ")}; usage: node operator/api/gen-crds.ts [--check]`);
     return 2;
   }
-  const file = repoRoot + crdPath;
   const want = crdYaml();
-  if (!check) {
-    writeFileSync(file, want);
-    console.log(`wrote ${crdPath}`);
-    return 0;
+  let stale = 0;
+  for (const path of [crdPath, chartCrdPath]) {
+    const file = repoRoot + path;
+    if (!check) {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, want);
+      console.log(`wrote ${path}`);
+      continue;
+    }
+    let have: string;
+    try {
+      have = readFileSync(file, "utf8");
+    } catch {
+      have = "";
+    }
+    if (have !== want) {
+      console.error(`${path} is out of date with operator/api/types.ts: run npm run gen:crds`);
+      stale++;
+    }
   }
-  let have: string;
-  try {
-    have = readFileSync(file, "utf8");
-  } catch {
-    have = "";
-  }
-  if (have !== want) {
-    console.error(`${crdPath} is out of date with operator/api/types.ts: run npm run gen:crds`);
-    return 1;
-  }
-  return 0;
+  return stale === 0 ? 0 : 1;
 }
 
 process.exitCode = main(process.argv.slice(2));
