@@ -108,21 +108,19 @@ export class ServiceProxy {
       sockets.add(client);
       const upstream = connect({ host: b.host, port: b.port });
       sockets.add(upstream);
-      const done = (): void => {
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
       client.pipe(upstream);
       upstream.pipe(client);
       client.on("error", () => upstream.destroy());
       upstream.on("error", () => client.resetAndDestroy());
+      // Each socket stays tracked until it is itself closed: a client still
+      // open after its upstream went (a half-close) must be destroyed on close().
       client.on("close", () => {
         upstream.destroy();
-        done();
+        sockets.delete(client);
       });
       upstream.on("close", () => {
         client.end();
-        done();
+        sockets.delete(upstream);
       });
     });
     const l: Listener = { server, backends, next: 0, sockets };
