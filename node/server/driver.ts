@@ -106,6 +106,7 @@ export class RaftDriver {
 
   private lastLeader: NodeId | null = null;
   private pendingLeaderChange = false;
+  private pendingReadRetry = false;
   private lastSnapshotIndex: number;
 
   constructor(opts: DriverOptions, storage: ConstructorParameters<typeof RawNode>[1], applier: Applier, events: DriverEvents, epoch: string) {
@@ -272,6 +273,10 @@ export class RaftDriver {
         this.lastLeader = leader;
         // Entries already applied in this Ready answer their callers first.
         this.pendingLeaderChange = hadLeader;
+        // Read rounds sent to the old leader are never answered; once a new
+        // leader is known, their reads join a fresh round (a read may take
+        // effect at any point before it returns, so asking again is safe).
+        if (leader !== null) this.pendingReadRetry = true;
         this.events.onLeaderChange?.(leader, this.raw.raft.term);
       }
     }
@@ -326,6 +331,12 @@ export class RaftDriver {
     if (this.pendingLeaderChange) {
       this.pendingLeaderChange = false;
       this.failPending();
+    }
+    if (this.pendingReadRetry) {
+      this.pendingReadRetry = false;
+      for (const waiters of this.readsInFlight.values()) this.readBatch.push(...waiters);
+      this.readsInFlight.clear();
+      if (this.readBatch.length > 0) this.kick();
     }
   }
 
@@ -394,8 +405,8 @@ export class RaftDriver {
       return;
     }
     this.readsInFlight.set(key, batch);
-    // A round lost with a leader change is never answered: its waiters time
-    // out. Bound the map so abandoned rounds do not accumulate.
+    // A round lost with a leader change is retried when a new leader is
+    // known (afterPersist); bound the map all the same.
     if (this.readsInFlight.size > 10_000) {
       const oldest = this.readsInFlight.keys().next().value;
       if (oldest !== undefined) this.readsInFlight.delete(oldest);
