@@ -1,0 +1,94 @@
+// The pure parts of the side-by-side benchmark: percentiles, the ratio table and
+// the command line. Nothing here is timed.
+
+import { describe, expect, it } from "vitest";
+import { parsePlan } from "./args.ts";
+import { keyOf, keyBytes } from "./jobs.ts";
+import { cells, combine, formatTable, median, percentile, ratio, summarize } from "./stats.ts";
+
+describe("percentile", () => {
+  it("is nearest-rank on sorted samples", () => {
+    const xs = Array.from({ length: 100 }, (_, k) => k + 1);
+    expect(percentile(xs, 50)).toBe(50);
+    expect(percentile(xs, 99)).toBe(99);
+    expect(percentile(xs, 100)).toBe(100);
+    expect(percentile(xs, 0)).toBe(1);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([], 50)).toBeNaN();
+  });
+
+  it("median ignores non-finite values", () => {
+    expect(median([3, Number.NaN, 1, 2])).toBe(2);
+  });
+});
+
+describe("summaries", () => {
+  it("turns latencies and a duration into p50, p99 and a rate", () => {
+    const m = summarize([4, 1, 3, 2], 2000);
+    expect(m).toEqual({ p50: 2, p99: 4, rate: 2 });
+    expect(summarize([], 1000)).toEqual({ p50: null, p99: null, rate: 0 });
+  });
+
+  it("combines runs by the median of each metric, skipping missing ones", () => {
+    expect(combine([{ p50: 1, p99: 10, rate: 100 }, { p50: 3, p99: null, rate: 300 }, { p50: 2, p99: 30, rate: 200 }])).toEqual({ p50: 2, p99: 10, rate: 200 }); // nearest rank: the lower of two middles
+    expect(combine([])).toEqual({ p50: null, p99: null, rate: null });
+  });
+});
+
+describe("the ratio table", () => {
+  it("ratio is Concord/etcd and missing when either side is", () => {
+    expect(ratio(3, 2)).toBe(1.5);
+    expect(ratio(null, 2)).toBeNull();
+    expect(ratio(1, 0)).toBeNull();
+  });
+
+  it("formats a row with ratios and dashes for missing metrics", () => {
+    expect(cells({ label: "put", concord: { p50: 3, p99: 12.345, rate: 1500.4 }, etcd: { p50: 2, p99: 6, rate: null } })).toEqual([
+      "put", "3.00", "12.35", "1500", "2.00", "6.00", "-", "1.50x", "2.06x", "-",
+    ]);
+  });
+
+  it("aligns every line to the same width, as a Markdown table", () => {
+    const t = formatTable([
+      { label: "a", concord: { p50: 1, p99: 2, rate: 3 }, etcd: { p50: 1, p99: 2, rate: 3 } },
+      { label: "a longer label", concord: { p50: null, p99: null, rate: 0 }, etcd: { p50: null, p99: null, rate: 0 } },
+    ]);
+    const lines = t.split("\n");
+    expect(lines).toHaveLength(4);
+    expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+    expect(lines[0]).toMatch(/^\| workload +\| Concord p50 \|/);
+    expect(lines[1]).toMatch(/^\|:-+\|-+:\|/);
+    expect(lines[3]).toContain("| a longer label |");
+  });
+});
+
+describe("the command line", () => {
+  it("defaults to the full run and --quick shortens it", () => {
+    const full = parsePlan([]);
+    const quick = parsePlan(["--quick"]);
+    expect(full.ok && quick.ok).toBe(true);
+    if (!full.ok || !quick.ok) return;
+    expect(full.plan).toMatchObject({ quick: false, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
+    expect(quick.plan).toMatchObject({ quick: true, kills: 3, stabilitySeconds: 30, rssKeys: 10_000 });
+  });
+
+  it("explicit options override --quick", () => {
+    const r = parsePlan(["--quick", "--kills", "5", "--concurrency", "1, 64", "--no-etcd-defaults", "--out", "x.json"]);
+    expect(r.ok && r.plan).toMatchObject({ kills: 5, concurrency: [1, 64], etcdDefaults: false, out: "x.json" });
+  });
+
+  it("refuses bad values and unknown flags with the usage", () => {
+    for (const argv of [["--kills", "0"], ["--seconds", "x"], ["--concurrency", "1,,2"], ["--bogus"]]) {
+      const r = parsePlan(argv);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error).toContain("usage: npm run bench");
+    }
+  });
+});
+
+describe("keys", () => {
+  it("are 8 bytes", () => {
+    expect(keyOf(0)).toBe("k0000000");
+    expect(keyOf(99_999)).toHaveLength(keyBytes);
+  });
+});

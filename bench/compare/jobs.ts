@@ -1,0 +1,83 @@
+// What the orchestrator (main.ts) asks of the load generator (loadgen.ts) over
+// IPC, and what comes back. Both sides import only these types.
+
+export type SystemKind = "concord" | "etcd";
+
+/** 8-byte keys and 256-byte values, as in etcd's published benchmark. */
+export const keyBytes = 8;
+export const valueBytes = 256;
+
+export type Op = "put" | "getLinearizable" | "getSerializable";
+
+export type Job =
+  | {
+      readonly type: "throughput";
+      readonly system: SystemKind;
+      readonly op: Op;
+      readonly clients: number;
+      readonly durationMs: number;
+      /** Client c talks to endpoints[c % endpoints.length]. */
+      readonly endpoints: readonly string[];
+    }
+  | { readonly type: "load"; readonly system: SystemKind; readonly keys: number; readonly clients: number; readonly endpoints: readonly string[] }
+  | {
+      readonly type: "watch";
+      readonly system: SystemKind;
+      readonly watchers: number;
+      readonly writes: number;
+      readonly writeEndpoint: string;
+      /** Watcher w watches through watchEndpoints[w % length]. */
+      readonly watchEndpoints: readonly string[];
+    }
+  | {
+      readonly type: "failover";
+      readonly system: SystemKind;
+      /** The leader's process; the load generator kills it, so that kill and ack share one clock. */
+      readonly killPid: number;
+      readonly survivors: readonly string[];
+      /** One write to every survivor every intervalMs, whether or not earlier ones returned. */
+      readonly intervalMs: number;
+      readonly timeoutMs: number;
+    };
+
+export interface ThroughputResult {
+  readonly type: "throughput";
+  /** Latencies of the successful operations, ms. */
+  readonly latencies: number[];
+  readonly failed: number;
+  readonly durationMs: number;
+  readonly firstError: string | null;
+}
+
+export interface LoadResult {
+  readonly type: "load";
+  readonly loaded: number;
+  readonly failed: number;
+  readonly durationMs: number;
+}
+
+export interface WatchResult {
+  readonly type: "watch";
+  /** Event arrival minus the write's ack, per watcher and write, ms (negative when the event came first). */
+  readonly fromAck: number[];
+  /** Event arrival minus the write's send, ms. */
+  readonly fromSend: number[];
+  readonly missed: number;
+}
+
+export interface FailoverResult {
+  readonly type: "failover";
+  /** From kill -9 to the first acknowledged write that was sent after the kill, ms; null on timeout. */
+  readonly firstWriteMs: number | null;
+  readonly failedWrites: number;
+}
+
+export type JobResult = ThroughputResult | LoadResult | WatchResult | FailoverResult;
+
+export type ToLoadgen = { readonly id: number; readonly job: Job } | { readonly id: number; readonly exit: true };
+export type FromLoadgen = { readonly id: number; readonly result: JobResult } | { readonly id: number; readonly error: string };
+
+/** The n-th key: "k" and 7 digits, 8 bytes. */
+export function keyOf(n: number): string {
+  return `k${(n % 10_000_000).toString().padStart(keyBytes - 1, "0")}`;
+}

@@ -1,0 +1,285 @@
+// npm run bench: Concord and etcd side by side, each as a real 3-member cluster
+// on loopback with fsync on, driven by one load generator in its own process
+// (loadgen.ts). The throughput matrix alternates the systems run by run
+// (Concord, etcd, Concord, etcd, ...), each run on a fresh cluster, so that
+// drift on a noisy machine hits both. Prints one table and writes JSON.
+//
+//   npm run bench                 full run (about an hour: 10 min stability per system)
+//   npm run bench -- --quick      under 5 minutes; see docs/benchmarks.md
+
+import { fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { binaryPath, ensureTools, etcdTools } from "../../tools/gobin.ts";
+import { parsePlan } from "./args.ts";
+import type { Plan } from "./args.ts";
+import type { FromLoadgen, Job, JobResult, Op } from "./jobs.ts";
+import { machineInfo, versions } from "./machine.ts";
+import { combine, formatTable, median, summarize } from "./stats.ts";
+import type { Metrics, Row } from "./stats.ts";
+import { ConcordSystem, EtcdSystem, rssBytes } from "./systems.ts";
+import type { SystemCluster, Timing } from "./systems.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const fast: Timing = { electionMs: 100, heartbeatMs: 10 };
+const etcdDefault: Timing = { electionMs: 1000, heartbeatMs: 100 };
+
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+/** The forked load generator, one job at a time. */
+class Loadgen {
+  private readonly proc: ChildProcess;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
+
+  constructor() {
+    this.proc = fork(join(here, "loadgen.ts"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.proc.on("message", (raw: unknown) => {
+      const m = raw as FromLoadgen;
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if ("result" in m) w?.resolve(m.result);
+      else w?.reject(new Error(`load generator: ${m.error}`));
+    });
+    this.proc.on("exit", (code, signal) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`load generator exited (${signal ?? String(code)})`));
+      this.waiting.clear();
+    });
+  }
+
+  run<T extends JobResult["type"]>(job: Job & { type: T }): Promise<Extract<JobResult, { type: T }>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: (r) => { resolve(r as Extract<JobResult, { type: T }>); }, reject });
+      this.proc.send({ id, job });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise((r) => this.proc.once("exit", r));
+    this.proc.send({ id: 0, exit: true });
+    const t = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+/** Measurements by workload label, then by system label: one Metrics per run. */
+type Samples = Map<string, Map<string, Metrics[]>>;
+
+function record(samples: Samples, workload: string, system: string, m: Metrics): void {
+  let bySystem = samples.get(workload);
+  if (bySystem === undefined) samples.set(workload, (bySystem = new Map<string, Metrics[]>()));
+  let runs = bySystem.get(system);
+  if (runs === undefined) bySystem.set(system, (runs = []));
+  runs.push(m);
+}
+
+const opNames: Record<Op, string> = { put: "put", getLinearizable: "get linearizable", getSerializable: "get serializable" };
+
+function matrix(plan: Plan): { label: string; op: Op; clients: number; toLeader: boolean }[] {
+  const out: { label: string; op: Op; clients: number; toLeader: boolean }[] = [];
+  for (const [op, toLeader] of [["put", true], ["put", false], ["getLinearizable", false], ["getSerializable", false]] as const) {
+    for (const c of plan.concurrency) out.push({ label: `${opNames[op]} → ${toLeader ? "leader" : "all members"}, ${c} client${c === 1 ? "" : "s"}`, op, clients: c, toLeader });
+  }
+  return out;
+}
+
+interface Context {
+  readonly plan: Plan;
+  readonly loadgen: Loadgen;
+  readonly samples: Samples;
+  readonly errors: string[];
+}
+
+async function leaderIndex(sys: SystemCluster): Promise<number> {
+  for (let k = 0; k < 200; k++) {
+    const l = await sys.leader();
+    if (l !== null) return l.index;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${sys.label}: no leader`);
+}
+
+async function throughputRun(ctx: Context, sys: SystemCluster): Promise<void> {
+  for (const w of matrix(ctx.plan)) {
+    const leader = await leaderIndex(sys);
+    const endpoints = w.toLeader ? [sys.endpoints[leader] ?? ""] : sys.endpoints;
+    const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: w.op, clients: w.clients, durationMs: ctx.plan.seconds * 1000, endpoints });
+    if (r.failed > 0) ctx.errors.push(`${sys.label} ${w.label}: ${r.failed} failed (${r.firstError ?? ""})`);
+    record(ctx.samples, w.label, sys.label, summarize(r.latencies, r.durationMs));
+    log(`${sys.label} ${w.label}: ${Math.round((r.latencies.length * 1000) / r.durationMs)} ops/s`);
+  }
+}
+
+async function failoverRun(ctx: Context, sys: SystemCluster, label: string): Promise<void> {
+  const times: number[] = [];
+  for (let trial = 0; trial < ctx.plan.kills; trial++) {
+    await sys.settled();
+    const leader = await leaderIndex(sys);
+    const pid = sys.pid(leader);
+    if (pid === null) throw new Error(`${sys.label}: the leader has no process`);
+    const survivors = sys.endpoints.filter((_, k) => k !== leader);
+    const r = await ctx.loadgen.run({ type: "failover", system: sys.kind, killPid: pid, survivors, intervalMs: 5, timeoutMs: 20_000 });
+    if (r.firstWriteMs === null) ctx.errors.push(`${sys.label} failover trial ${trial + 1}: no write acknowledged within 20 s`);
+    else times.push(r.firstWriteMs);
+    log(`${sys.label} failover ${trial + 1}/${ctx.plan.kills}: ${r.firstWriteMs?.toFixed(0) ?? "timeout"} ms to the first acknowledged write`);
+    await sys.restartAfterKill(leader);
+    await sys.settled();
+    await new Promise((r2) => setTimeout(r2, 200));
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  record(ctx.samples, label, sys.label, { p50: median(sorted), p99: sorted[sorted.length - 1] ?? null, rate: null });
+}
+
+async function stabilityRun(ctx: Context, sys: SystemCluster, latencyLabel: string, changesLabel: string): Promise<void> {
+  const leader = await leaderIndex(sys);
+  const first = await sys.leader();
+  let changes = 0;
+  let last = first?.index ?? -1;
+  let lastTerm = first?.term ?? 0;
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const l = await sys.leader();
+      if (l !== null) {
+        if (l.index !== last) changes++;
+        last = l.index;
+        lastTerm = Math.max(lastTerm, l.term);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: "put", clients: 64, durationMs: ctx.plan.stabilitySeconds * 1000, endpoints: [sys.endpoints[leader] ?? ""] });
+  polling = false;
+  await poller;
+  const termDelta = lastTerm - (first?.term ?? 0);
+  if (r.failed > 0) ctx.errors.push(`${sys.label} stability: ${r.failed} writes failed (${r.firstError ?? ""})`);
+  record(ctx.samples, latencyLabel, sys.label, summarize(r.latencies, r.durationMs));
+  record(ctx.samples, changesLabel, sys.label, { p50: null, p99: null, rate: changes });
+  log(`${sys.label} stability: ${changes} leader changes, term +${termDelta}, ${r.failed} failed writes`);
+}
+
+async function specialRun(ctx: Context, sys: SystemCluster, labels: Labels): Promise<void> {
+  // RSS on a fresh cluster, after loading distinct keys once.
+  const loaded = await ctx.loadgen.run({ type: "load", system: sys.kind, keys: ctx.plan.rssKeys, clients: 64, endpoints: sys.endpoints });
+  if (loaded.failed > 0) ctx.errors.push(`${sys.label} load: ${loaded.failed} failed`);
+  await sys.settled();
+  const rss = sys.endpoints.map((_, k) => sys.pid(k)).map((p) => (p === null ? null : rssBytes(p))).filter((x): x is number => x !== null).map((b) => b / 2 ** 20);
+  record(ctx.samples, labels.rss, sys.label, { p50: median(rss), p99: Math.max(...rss), rate: null });
+  log(`${sys.label} RSS after ${loaded.loaded} keys: ${rss.map((x) => x.toFixed(0)).join(", ")} MiB`);
+
+  const leader = await leaderIndex(sys);
+  const w = await ctx.loadgen.run({ type: "watch", system: sys.kind, watchers: ctx.plan.watchers, writes: ctx.plan.watchWrites, writeEndpoint: sys.endpoints[leader] ?? "", watchEndpoints: sys.endpoints });
+  if (w.missed > 0) ctx.errors.push(`${sys.label} watch: ${w.missed} events missed`);
+  record(ctx.samples, labels.watch, sys.label, { ...summarize(w.fromAck, 0), rate: null });
+  log(`${sys.label} watch: ${w.fromAck.length} events`);
+
+  await failoverRun(ctx, sys, labels.failover);
+  await stabilityRun(ctx, sys, labels.stability, labels.changes);
+}
+
+interface Labels {
+  readonly rss: string;
+  readonly watch: string;
+  readonly failover: string;
+  readonly stability: string;
+  readonly changes: string;
+}
+
+async function withCluster(sys: SystemCluster, body: () => Promise<void>): Promise<void> {
+  log(`starting ${sys.label}`);
+  await sys.start();
+  try {
+    await body();
+  } finally {
+    await sys.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const parsed = parsePlan(process.argv.slice(2));
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.error}\n`);
+    process.exit(2);
+  }
+  const plan = parsed.plan;
+  const started = Date.now();
+  await ensureTools(etcdTools, log);
+  const etcdBinary = binaryPath(etcdTools, "etcd");
+  const etcdRoot = mkdtempSync(join(tmpdir(), "concord-compare-etcd-"));
+  const machine = machineInfo(etcdRoot);
+  const vers = versions(etcdBinary);
+  const loadgen = new Loadgen();
+  const ctx: Context = { plan, loadgen, samples: new Map(), errors: [] };
+  const concordLabel = `Concord ${fast.electionMs}/${fast.heartbeatMs}`;
+  const etcdLabel = `etcd ${fast.electionMs}/${fast.heartbeatMs}`;
+  const etcdDefaultLabel = `etcd ${etcdDefault.electionMs}/${etcdDefault.heartbeatMs}`;
+  const s = plan.stabilitySeconds;
+  const labels: Labels = {
+    rss: `RSS per member after ${plan.rssKeys} keys, MiB (p50 = median, p99 = max)`,
+    watch: `watch: write ack → event, ${plan.watchers} watchers, ms`,
+    failover: `failover: kill -9 → first ack, ms (p50 = median, p99 = max of ${plan.kills})`,
+    stability: `stability: put → leader, 64 clients, ${s} s`,
+    changes: `stability: leader changes in ${s} s (count in ops/s)`,
+  };
+  const defaultsFailover = `failover vs etcd at defaults 1000/100 (p50 = median, p99 = max)`;
+  const defaultsChanges = `stability vs etcd at defaults: leader changes in ${s} s (count)`;
+  try {
+    for (let round = 0; round < plan.rounds; round++) {
+      for (const make of [() => ConcordSystem.create(fast), () => EtcdSystem.create(etcdBinary, fast, join(etcdRoot, `r${round}`))]) {
+        const sys = await make();
+        await withCluster(sys, () => throughputRun(ctx, sys));
+      }
+    }
+    const concord = await ConcordSystem.create(fast);
+    await withCluster(concord, () => specialRun(ctx, concord, labels));
+    const etcd = await EtcdSystem.create(etcdBinary, fast, join(etcdRoot, "special"));
+    await withCluster(etcd, () => specialRun(ctx, etcd, labels));
+    if (plan.etcdDefaults) {
+      const slow = await EtcdSystem.create(etcdBinary, etcdDefault, join(etcdRoot, "defaults"));
+      await withCluster(slow, async () => {
+        await failoverRun(ctx, slow, defaultsFailover);
+        // Ten minutes more in the full run; the quick run has no time for it.
+        if (!plan.quick) await stabilityRun(ctx, slow, `${labels.stability} (etcd defaults)`, defaultsChanges);
+      });
+    }
+  } finally {
+    await loadgen.close();
+    rmSync(etcdRoot, { recursive: true, force: true });
+  }
+
+  const cell = (workload: string, system: string): Metrics => combine(ctx.samples.get(workload)?.get(system) ?? []);
+  const rows: Row[] = [];
+  for (const w of matrix(plan)) rows.push({ label: w.label, concord: cell(w.label, concordLabel), etcd: cell(w.label, etcdLabel) });
+  for (const l of [labels.watch, labels.failover, labels.stability, labels.changes, labels.rss]) rows.push({ label: l, concord: cell(l, concordLabel), etcd: cell(l, etcdLabel) });
+  if (plan.etcdDefaults) {
+    rows.push({ label: defaultsFailover, concord: cell(labels.failover, concordLabel), etcd: cell(defaultsFailover, etcdDefaultLabel) });
+    if (!plan.quick) rows.push({ label: defaultsChanges, concord: cell(labels.changes, concordLabel), etcd: cell(defaultsChanges, etcdDefaultLabel) });
+  }
+  const table = formatTable(rows);
+  const elapsed = (Date.now() - started) / 1000;
+  const header = [
+    `${concordLabel} vs ${etcdLabel} (election/heartbeat ms): 3 members each on loopback, fsync on, 8-byte keys, 256-byte values; ratio = Concord/etcd.`,
+    `${plan.quick ? "--quick" : "full"} run: ${plan.rounds} alternating rounds of ${plan.seconds} s per throughput point (median over rounds), ${elapsed.toFixed(0)} s in all.`,
+    `machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.kernel}; data on ${machine.dataFilesystem}`,
+    `versions: Node ${vers.node}, etcd ${vers.etcd} (client etcd3 ${vers.etcd3Client}), Concord ${vers.concordSha}`,
+  ];
+  process.stdout.write(`${header.join("\n")}\n\n${table}\n`);
+  if (ctx.errors.length > 0) process.stdout.write(`\nerrors and failed operations:\n${ctx.errors.map((e) => `- ${e}`).join("\n")}\n`);
+
+  const date = new Date().toISOString().replace(/[:]/g, "-").slice(0, 19);
+  const out = plan.out ?? join(here, "..", "results", `compare-${date}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  const raw = Object.fromEntries([...ctx.samples].map(([w, bySys]) => [w, Object.fromEntries(bySys)]));
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds: elapsed, plan, machine, versions: vers, rows, table, raw, errors: ctx.errors }, null, 2)}\n`);
+  process.stdout.write(`\nwrote ${out}\n`);
+}
+
+await main();
