@@ -235,19 +235,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const sts = await Promise.all(cluster.members.map(async (m) => `${m.name}: ${JSON.stringify(await cluster.status(m))}`));
       return { failed: `${e instanceof Error ? e.message : String(e)}\n${sts.join("\n")}` };
     });
+    const memberLogs = (): Record<string, string> => Object.fromEntries(cluster.members.map((m) => [m.name, m.output]));
+    // A cluster that does not converge, or cannot serve the final reads, fails
+    // liveness; the safety checkers need a converged history and do not run.
+    const livenessFailure = (detail: string): ChaosReport => ({
+      seed: o.seed,
+      operations: { total: workload.rec.history.length, indeterminate: 0, byType: {}, serializableReads: workload.rec.serializable.length, other: 0 },
+      faults,
+      verdicts: [{ checker: "liveness", verdict: "violation", detail }],
+      ok: false,
+      history: { operations: workload.rec.history, faults: net.report() },
+      logs: memberLogs(),
+    });
     if ("failed" in converged) {
       for (const w of watchers) await w.stop();
-      const logs: Record<string, string> = {};
-      for (const m of cluster.members) logs[m.name] = m.output;
-      return {
-        seed: o.seed,
-        operations: { total: workload.rec.history.length, indeterminate: 0, byType: {}, serializableReads: workload.rec.serializable.length, other: 0 },
-        faults,
-        verdicts: [{ checker: "liveness", verdict: "violation", detail: converged.failed }],
-        ok: false,
-        history: { operations: workload.rec.history, faults: net.report() },
-        logs,
-      };
+      return livenessFailure(converged.failed);
     }
     const finalStatus = converged;
     await sleep(1500);
@@ -257,19 +259,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // state, read from whichever member leads now. A cluster that cannot serve
     // them for 30 s after converging is a liveness failure, not a harness crash.
     const final = await readFinal(cluster, finalStatus.revision);
-    if ("failed" in final) {
-      const logs: Record<string, string> = {};
-      for (const m of cluster.members) logs[m.name] = m.output;
-      return {
-        seed: o.seed,
-        operations: { total: workload.rec.history.length, indeterminate: 0, byType: {}, serializableReads: workload.rec.serializable.length, other: 0 },
-        faults,
-        verdicts: [{ checker: "liveness", verdict: "violation", detail: final.failed }],
-        ok: false,
-        history: { operations: workload.rec.history, faults: net.report() },
-        logs,
-      };
-    }
+    if ("failed" in final) return livenessFailure(final.failed);
     const { reference, finalState } = final;
 
     const verdicts: CheckVerdict[] = [];
@@ -291,8 +281,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       byType[t] = (byType[t] ?? 0) + 1;
       if (op.completion.type === "indeterminate") indeterminate++;
     }
-    const logs: Record<string, string> = {};
-    for (const m of cluster.members) logs[m.name] = m.output;
     return {
       seed: o.seed,
       operations: {
@@ -306,7 +294,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       verdicts,
       ok: verdicts.every((v) => v.verdict === "ok"),
       history: { operations: workload.rec.history, serializable: workload.rec.serializable, watches: watchers.map((w) => w.stream), reference, faults: net.report() },
-      logs,
+      logs: memberLogs(),
     };
   } finally {
     for (const m of paused) m.resume();

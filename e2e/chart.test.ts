@@ -7,7 +7,6 @@
 // the chart's service account, leader election on) runs a ConsensusCluster
 // until it is Available; and `helm uninstall`.
 
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +22,8 @@ import { waitFor } from "./harness/proc.ts";
 import type { RunnerHandle } from "./runner/harness.ts";
 import { startRunner } from "./runner/harness.ts";
 import { repoRoot } from "./testbed.ts";
+import { kubectl as kubectlWith, run } from "./harness/run.ts";
+import type { Ran } from "./harness/run.ts";
 
 const chartDir = join(repoRoot, "charts", "concord-operator");
 const release = "concord-operator";
@@ -101,22 +102,9 @@ interface Monitor extends K8sObject {
   };
 }
 
-interface Ran {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let work: string;
 let helmBin: string;
-
-function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 300_000): Promise<Ran> {
-  return new Promise((res) => {
-    execFile(cmd, args, { env, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      res({ code: err === null ? 0 : typeof err.code === "number" ? err.code : 1, stdout, stderr });
-    });
-  });
-}
 
 /** helm with its cache, config and data in the test's directory, not the user's. */
 function helm(...args: string[]): Promise<Ran> {
@@ -401,7 +389,7 @@ describe("the chart on a real control plane", () => {
   let runner: RunnerHandle;
   let kubeconfig: string;
 
-  const kubectl = (...args: string[]): Promise<Ran> => run("kubectl", ["--kubeconfig", kubeconfig, ...args], process.env, 60_000);
+  const kubectl = (...args: string[]): Promise<Ran> => kubectlWith(kubeconfig, ...args);
   const kubectlOk = async (...args: string[]): Promise<string> => {
     const r = await kubectl(...args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);

@@ -2,13 +2,13 @@
 // apiserver, controller manager and the local pod runner make a StatefulSet
 // behave as in a cluster; RBAC is enforced; server-side dry-run works.
 
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ControlPlane } from "./harness/controlplane.ts";
 import { waitFor } from "./harness/proc.ts";
+import { kubectl } from "./harness/run.ts";
 import type { RunnerHandle } from "./runner/harness.ts";
 import { startRunner } from "./runner/harness.ts";
 
@@ -16,14 +16,6 @@ let dir: string;
 let cp: ControlPlane;
 let runner: RunnerHandle;
 let warmStartMs = 0;
-
-function kubectl(kubeconfig: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile("kubectl", ["--kubeconfig", kubeconfig, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      res({ code: err === null ? 0 : typeof err.code === "number" ? err.code : 1, stdout, stderr });
-    });
-  });
-}
 
 async function k(...args: string[]): Promise<string> {
   const r = await kubectl(cp.adminKubeconfig, ...args);

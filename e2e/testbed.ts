@@ -3,7 +3,6 @@
 // one from e2e/kind/), the CRD installed the way users install it (kubectl
 // apply), and the operator's service account with exactly operator/rbac.ts's rules.
 
-import { execFile } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import type { RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -15,6 +14,8 @@ import { freePort } from "../node/server/testing/cluster.ts";
 import { operatorIdentityManifest, operatorNamespace, operatorServiceAccount } from "./harness/operator-identity.ts";
 import { ControlPlane } from "./harness/controlplane.ts";
 import { Proc, waitFor } from "./harness/proc.ts";
+import { kubectl } from "./harness/run.ts";
+import type { Ran } from "./harness/run.ts";
 import type { RunnerHandle } from "./runner/harness.ts";
 import { startRunner } from "./runner/harness.ts";
 
@@ -22,12 +23,6 @@ export const repoRoot = resolve(fileURLToPath(import.meta.url), "..", "..");
 export { operatorNamespace };
 /** The node image tests ask for; the runner maps the `concord` repository to node/main.ts. */
 export const nodeImage = process.env["CONCORD_E2E_IMAGE"] ?? "concord:e2e";
-
-export interface Kubectl {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 export class Testbed {
   readonly dir: string;
@@ -68,19 +63,24 @@ export class Testbed {
     }
   }
 
-  kubectl(...args: string[]): Promise<Kubectl> {
-    return new Promise((res) => {
-      execFile("kubectl", ["--kubeconfig", this.kubeconfig, ...args], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
-        res({ code, stdout, stderr });
-      });
-    });
+  kubectl(...args: string[]): Promise<Ran> {
+    return kubectl(this.kubeconfig, ...args);
   }
 
   async kubectlOk(...args: string[]): Promise<string> {
     const r = await this.kubectl(...args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}`);
     return r.stdout;
+  }
+
+  private kc: KubeConfig | null = null;
+
+  private kubeConfig(): KubeConfig {
+    if (this.kc === null) {
+      this.kc = new KubeConfig();
+      this.kc.loadFromFile(this.kubeconfig);
+    }
+    return this.kc;
   }
 
   /**
@@ -90,8 +90,7 @@ export class Testbed {
    * failures come back as status 0.
    */
   async podFetch(namespace: string, pod: string, port: number, path: string, init: { method?: string; body?: string; timeoutMs?: number } = {}): Promise<{ status: number; text: string }> {
-    const kc = new KubeConfig();
-    kc.loadFromFile(this.kubeconfig);
+    const kc = this.kubeConfig();
     const server = kc.getCurrentCluster()?.server;
     if (server === undefined) throw new Error(`no cluster in ${this.kubeconfig}`);
     const url = new URL(`${server}/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy${path}`);
@@ -118,7 +117,7 @@ export class Testbed {
   }
 
   /** kubectl apply -f - with the given manifest text. */
-  async apply(manifest: string, ...extra: string[]): Promise<Kubectl> {
+  async apply(manifest: string, ...extra: string[]): Promise<Ran> {
     const file = join(this.dir, `apply-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, manifest);
     return this.kubectl("apply", "-f", file, ...extra);

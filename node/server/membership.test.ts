@@ -8,7 +8,7 @@ import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
 import { startedCluster } from "./testing/client.ts";
-import { call, errorCode, get, json, keepLogs, memberId, postJson, putOk, putRetrying, readAt, whileNoLeader } from "./testing/client.ts";
+import { call, errorCode, get, json, keepLogs, memberId, postJson, promote, putOk, putRetrying, readAt, whileNoLeader } from "./testing/client.ts";
 
 interface MemberRow {
   id: string;
@@ -75,13 +75,8 @@ async function addLearner(via: Member, upTo: PutResult): Promise<{ member: Membe
 }
 
 /** Promotes a learner, retrying while it is still catching up. */
-async function promote(via: Member, id: string): Promise<void> {
-  const r = await eventually(`promotion of ${id}`, async () => {
-    const x = await call(via, `/v1/cluster/members/${id}/promote`, { method: "POST" });
-    if (x.status === 409 && errorCode(x) === "LearnerNotReady") return undefined;
-    if (x.status === 503) return undefined;
-    return x;
-  });
+async function promoteVoter(via: Member, id: string): Promise<void> {
+  const r = await promote(via, id);
   expect(r.status, r.text).toBe(200);
   expect(json(r)).toEqual({ id, role: "voter" });
 }
@@ -121,7 +116,7 @@ describe("membership changes", () => {
     })();
     // A learner serves reads but does not vote.
     expect((await get(m4, "grow/0")).text).toBe("v0");
-    await promote(follower, id4);
+    await promoteVoter(follower, id4);
     expect((await members(leader)).find((r) => r.id === id4)).toMatchObject({ voter: true });
     const twice = await whileNoLeader("promote again", () => call(leader, `/v1/cluster/members/${id4}/promote`, { method: "POST" }));
     expect(twice.status).toBe(409);
@@ -130,7 +125,7 @@ describe("membership changes", () => {
 
     const more = await writeBatch("grow2", 20, cluster.running());
     const { member: m5, id: id5 } = await addLearner(leader, more);
-    await promote(leader, id5);
+    await promoteVoter(leader, id5);
     await cluster.waitLeader();
 
     const table = await members(m5);

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
-import { call, errorCode, json, keepLogs, memberId, postJson, putRetrying, readAt, startedCluster, whileNoLeader } from "./testing/client.ts";
+import { call, errorCode, json, keepLogs, memberId, postJson, promote, putRetrying, readAt, startedCluster, whileNoLeader } from "./testing/client.ts";
 
 // The default --snapshot-count (10000) is far above what these tests write:
 // the only snapshot is the bootstrap one.
@@ -93,13 +93,8 @@ async function transferTo(via: Member, id: string): Promise<void> {
   expect(r.status, r.text).toBe(200);
 }
 
-async function promote(via: Member, id: string): Promise<void> {
-  const r = await eventually(`promotion of ${id}`, async () => {
-    const x = await call(via, `/v1/cluster/members/${id}/promote`, { method: "POST" });
-    if (x.status === 409 && errorCode(x) === "LearnerNotReady") return undefined;
-    if (x.status === 503) return undefined;
-    return x;
-  });
+async function promoteVoter(via: Member, id: string): Promise<void> {
+  const r = await promote(via, id);
   expect(r.status, r.text).toBe(200);
 }
 
@@ -117,7 +112,7 @@ describe("rejoining after data loss", () => {
     // the bootstrap one it received, which does not list it.
     const { id: aId } = await removeWipeReadd(a, leader);
     await caughtUp(a, last);
-    await promote(leader, aId);
+    await promoteVoter(leader, aId);
     await transferTo(leader, aId);
     expect(await cluster.waitLeader()).toBe(a);
 
@@ -157,7 +152,7 @@ describe("rejoining after downtime", () => {
     cluster.restart(fresh, ["--initial-cluster", cluster.initialCluster(up), "--initial-cluster-state", "existing"]);
     const joined = await putRetrying(up, "downtime/joined", "1");
     await caughtUp(fresh, joined);
-    await promote(leader, freshId);
+    await promoteVoter(leader, freshId);
     await transferTo(leader, freshId);
     expect(await cluster.waitLeader(20_000, [...up, fresh])).toBe(fresh);
 

@@ -192,8 +192,10 @@ export function plan(o: Observed): Plan {
   // 1. A member whose data is lost is replaced: remove its old identity, then
   //    (step 3) add its name again as a new learner.
   for (const p of o.pods) {
-    if (p.node.type !== "Starting" || p.node.phase !== "dataLost" || p.node.memberId === null) continue;
-    const lost = members.find((m) => m.id === (p.node.type === "Starting" ? p.node.memberId : ""));
+    const n = p.node;
+    if (n.type !== "Starting" || n.phase !== "dataLost" || n.memberId === null) continue;
+    const lostId = n.memberId;
+    const lost = members.find((m) => m.id === lostId);
     if (lost === undefined) continue;
     if (lost.role === "leader") continue; // It cannot be: a leader has its data. Wait for the view to settle.
     if (!canRemove(lost)) {

@@ -299,37 +299,28 @@ export class Reconciler {
     const degraded: ConditionView =
       failure !== null && p.degraded.status !== "True" ? { status: "True", reason: "ReconcileError", message: failure } : p.degraded;
     const applied = new Map(pods.flatMap((x) => (x.node.type === "Member" ? [[x.node.id, x.node.appliedIndex] as const] : [])));
-    // Without a leader nobody can vouch for any member: keep the last table, unhealthy.
-    if (p.leader === null) {
-      const last = (cc.status?.members ?? []).map((m) => ({ name: m.name, id: m.id, role: m.role === "leader" ? ("follower" as const) : m.role, healthy: false }));
-      return {
-        observedGeneration: generation,
-        replicas: sts?.status?.replicas ?? 0,
-        readyReplicas: sts?.status?.readyReplicas ?? 0,
-        selector: selectorString(ref),
-        members: last,
-        conditions: [condition("Available", p.available), condition("Progressing", p.progressing), condition("Degraded", degraded)],
-      };
-    }
-    const members = p.leader.members.map((m) => {
-      const a = applied.get(m.id);
-      return {
-        name: m.name,
-        id: m.id,
-        role: m.role,
-        healthy: m.healthy,
-        ...(a !== undefined ? { appliedIndex: a } : {}),
-        ...(m.lag !== null ? { lag: m.lag } : {}),
-      };
-    });
+    const leader = p.leader;
+    const members =
+      leader === null
+        ? // Without a leader nobody can vouch for any member: keep the last table, unhealthy.
+          (cc.status?.members ?? []).map((m) => ({ name: m.name, id: m.id, role: m.role === "leader" ? ("follower" as const) : m.role, healthy: false }))
+        : leader.members.map((m) => {
+            const a = applied.get(m.id);
+            return {
+              name: m.name,
+              id: m.id,
+              role: m.role,
+              healthy: m.healthy,
+              ...(a !== undefined ? { appliedIndex: a } : {}),
+              ...(m.lag !== null ? { lag: m.lag } : {}),
+            };
+          });
     return {
       observedGeneration: generation,
       replicas: sts?.status?.replicas ?? 0,
       readyReplicas: sts?.status?.readyReplicas ?? 0,
       selector: selectorString(ref),
-      leader: p.leader.name,
-      term: p.leader.term,
-      revision: p.leader.revision,
+      ...(leader !== null ? { leader: leader.name, term: leader.term, revision: leader.revision } : {}),
       members,
       conditions: [condition("Available", p.available), condition("Progressing", p.progressing), condition("Degraded", degraded)],
     };

@@ -168,6 +168,16 @@ export async function leaderSeenBy(c: LocalCluster, m: Member): Promise<{ leader
   return leader === undefined ? null : { leader, term: st.term };
 }
 
+/** Promotes a learner, retrying while it is still catching up or there is no leader; returns the final reply. */
+export async function promote(via: Member, id: string): Promise<Reply> {
+  return eventually(`promotion of ${id}`, async () => {
+    const x = await call(via, `/v1/cluster/members/${id}/promote`, { method: "POST" });
+    if (x.status === 409 && errorCode(x) === "LearnerNotReady") return undefined;
+    if (x.status === 503) return undefined;
+    return x;
+  });
+}
+
 export async function memberId(c: LocalCluster, m: Member): Promise<string> {
   const st = await eventually(`status of ${m.name}`, async () => (await c.status(m)) ?? undefined);
   return st.id;
