@@ -191,6 +191,9 @@ describe("the operator", () => {
     const writes = backgroundWrites("during-scale");
     await tb.kubectlOk("-n", ns, "scale", `cc/${name}`, "--replicas=5");
     const five = await settled(5, 180_000);
+    // What a platform team sees; printed for the record of a test run.
+    console.log(`$ kubectl get cc\n${await tb.kubectlOk("-n", ns, "get", "cc")}`);
+    console.log(`$ kubectl describe cc ${name}\n${await tb.kubectlOk("-n", ns, "describe", "cc", name)}`);
     expect(five.status?.members?.map((m) => m.name).sort()).toEqual(["cfg-0", "cfg-1", "cfg-2", "cfg-3", "cfg-4"]);
     await tb.kubectlOk("-n", ns, "scale", `cc/${name}`, "--replicas=3");
     const three = await settled(3, 180_000);
