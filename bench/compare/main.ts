@@ -7,8 +7,6 @@
 //   npm run bench                 full run (about an hour: 10 min stability per system)
 //   npm run bench -- --quick      under 5 minutes; see docs/benchmarks.md
 
-import { fork } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -16,7 +14,8 @@ import { fileURLToPath } from "node:url";
 import { binaryPath, ensureTools, etcdTools } from "../../tools/gobin.ts";
 import { parsePlan } from "./args.ts";
 import type { Plan } from "./args.ts";
-import type { FromLoadgen, Job, JobResult, Op } from "./jobs.ts";
+import type { Op } from "./jobs.ts";
+import { Loadgen } from "./loadgen-client.ts";
 import { machineInfo, versions } from "./machine.ts";
 import { combine, formatTable, median, summarize } from "./stats.ts";
 import type { Metrics, Row } from "./stats.ts";
@@ -29,45 +28,6 @@ const etcdDefault: Timing = { electionMs: 1000, heartbeatMs: 100 };
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-}
-
-/** The forked load generator, one job at a time. */
-class Loadgen {
-  private readonly proc: ChildProcess;
-  private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
-
-  constructor() {
-    this.proc = fork(join(here, "loadgen.ts"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.proc.on("message", (raw: unknown) => {
-      const m = raw as FromLoadgen;
-      const w = this.waiting.get(m.id);
-      this.waiting.delete(m.id);
-      if ("result" in m) w?.resolve(m.result);
-      else w?.reject(new Error(`load generator: ${m.error}`));
-    });
-    this.proc.on("exit", (code, signal) => {
-      for (const w of this.waiting.values()) w.reject(new Error(`load generator exited (${signal ?? String(code)})`));
-      this.waiting.clear();
-    });
-  }
-
-  run<T extends JobResult["type"]>(job: Job & { type: T }): Promise<Extract<JobResult, { type: T }>> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve: (r) => { resolve(r as Extract<JobResult, { type: T }>); }, reject });
-      this.proc.send({ id, job });
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise((r) => this.proc.once("exit", r));
-    this.proc.send({ id: 0, exit: true });
-    const t = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
-    await exited;
-    clearTimeout(t);
-  }
 }
 
 /** Measurements by workload label, then by system label: one Metrics per run. */

@@ -49,11 +49,12 @@ export class ConcordSystem implements SystemCluster {
     this.label = `Concord ${timing.electionMs}/${timing.heartbeatMs}`;
   }
 
-  static async create(timing: Timing): Promise<ConcordSystem> {
+  static async create(timing: Timing, env: Readonly<Record<string, string>> = {}): Promise<ConcordSystem> {
     const cluster = await LocalCluster.create({
       size: 3,
       namePrefix: "concord",
       args: ["--election-timeout-ms", String(timing.electionMs), "--heartbeat-interval-ms", String(timing.heartbeatMs), "--log-level", "warn"],
+      env,
     });
     return new ConcordSystem(cluster, timing);
   }

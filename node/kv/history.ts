@@ -47,6 +47,34 @@ export class EventLog implements EventHistory {
     this.events.push(e);
   }
 
+  /**
+   * The events retained now, unchanged by later pushes and compactions: push
+   * appends past the view's end, and dropThrough replaces the array.
+   */
+  view(): EventHistory {
+    const events = this.events;
+    const length = events.length;
+    const view: EventHistory = {
+      length,
+      at(i: number): KvEvent {
+        const e = i < length ? events[i] : undefined;
+        if (e === undefined) throw new Error(`history: no event at ${i} (length ${length})`);
+        return e;
+      },
+      lowerBound(revision: Revision): number {
+        let lo = 0;
+        let hi = length;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (view.at(mid).revision < revision) lo = mid + 1;
+          else hi = mid;
+        }
+        return lo;
+      },
+    };
+    return view;
+  }
+
   /** Removes and returns the events with revision <= `revision`. */
   dropThrough(revision: Revision): KvEvent[] {
     const n = this.lowerBound(revision + 1);

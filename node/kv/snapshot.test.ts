@@ -5,6 +5,7 @@
 
 import { describe, expect, test } from "vitest";
 import { SeededRng } from "../raft/rng.ts";
+import { encodeSnapshotSteps } from "./snapshot.ts";
 import { KvStore } from "./store.ts";
 import { CommandGen } from "./testing/gen.ts";
 import type { KeyValue } from "./types.ts";
@@ -65,6 +66,26 @@ describe("snapshot", () => {
     r.checkInvariants();
     expect(Buffer.from(r.snapshot()).equals(Buffer.from(b))).toBe(true);
     expect(everyRead(r)).toEqual(everyRead(s));
+  });
+
+  test.each([21, 22, 23])("seed %i: a snapshot encoded in steps is the snapshot at capture, however the store changes meanwhile", (seed) => {
+    const s = busyStore(seed, 300);
+    const expected = s.snapshot();
+    const steps = encodeSnapshotSteps(s.snapshotSource(), 3);
+    const gen = new CommandGen(new SeededRng(seed + 1000));
+    let i = 300;
+    let yields = 0;
+    let r = steps.next();
+    while (r.done !== true) {
+      // Puts, deletes, lease changes and compactions between the steps.
+      s.apply(++i, gen.command(s));
+      yields++;
+      r = steps.next();
+    }
+    expect(yields).toBeGreaterThan(10);
+    expect(s.compactRevision).toBeGreaterThan(0);
+    expect(Buffer.from(r.value).equals(Buffer.from(expected))).toBe(true);
+    expect(Buffer.from(s.snapshot()).equals(Buffer.from(expected))).toBe(false);
   });
 
   test("the restored store carries on exactly like the original", () => {

@@ -59,14 +59,35 @@ export interface SnapshotSink {
 }
 
 export function encodeSnapshot(s: SnapshotSource): Uint8Array {
+  const steps = encodeSnapshotSteps(s);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+/**
+ * encodeSnapshot in steps: the generator yields after about every `itemsPerStep`
+ * keys or events, so that a caller can encode a large store between other
+ * work (the server yields to its event loop). The source must not change
+ * until the generator returns: KvStore.snapshotSource() gives such a view.
+ * `prefix`, given the snapshot's size, returns bytes to put in front of it
+ * (the result is then those bytes followed by the snapshot).
+ */
+export function* encodeSnapshotSteps(s: SnapshotSource, itemsPerStep = 4096, prefix?: (snapshotBytes: number) => Uint8Array): Generator<void, Uint8Array, void> {
   // Two passes, so that a snapshot of gigabytes is allocated once and never copied.
   let size = magic.length + sizeUvarint(s.appliedIndex) + sizeUvarint(s.revision) + sizeUvarint(s.compactRevision);
   size += sizeUvarint(s.leases.length);
   for (const l of s.leases) size += sizeUvarint(l.id) + sizeUvarint(l.ttlSeconds);
   size += sizeUvarint(s.base.length);
+  let budget = itemsPerStep;
   for (const kv of s.base) {
     size += sizeString(kv.key) + sizeBytes(kv.value);
     size += sizeUvarint(kv.createRevision) + sizeUvarint(kv.modRevision) + sizeUvarint(kv.version) + sizeUvarint(kv.lease);
+    if (--budget === 0) {
+      budget = itemsPerStep;
+      yield;
+    }
   }
   const n = s.events.length;
   size += sizeUvarint(n);
@@ -75,9 +96,17 @@ export function encodeSnapshot(s: SnapshotSource): Uint8Array {
     const k = utf8Length(e.kv.key);
     size += 1 + sizeUvarint(k) + k;
     if (e.type === "put") size += (e.kv.lease === 0 ? 0 : sizeUvarint(e.kv.lease)) + sizeBytes(e.kv.value);
+    if (--budget === 0) {
+      budget = itemsPerStep;
+      yield;
+    }
   }
 
-  const w = new Writer(size);
+  // An enclosing format's bytes in front, in the same buffer, so that a large
+  // snapshot is never copied into its envelope.
+  const front = prefix?.(size) ?? new Uint8Array(0);
+  const w = new Writer(front.byteLength + size);
+  for (const b of front) w.u8(b);
   for (const b of magic) w.u8(b);
   w.uvarint(s.appliedIndex);
   w.uvarint(s.revision);
@@ -95,6 +124,10 @@ export function encodeSnapshot(s: SnapshotSource): Uint8Array {
     w.uvarint(kv.modRevision);
     w.uvarint(kv.version);
     w.uvarint(kv.lease);
+    if (--budget === 0) {
+      budget = itemsPerStep;
+      yield;
+    }
   }
   w.uvarint(n);
   let rev = Math.max(s.compactRevision, 1);
@@ -110,8 +143,12 @@ export function encodeSnapshot(s: SnapshotSource): Uint8Array {
       if (e.kv.lease !== 0) w.uvarint(e.kv.lease);
       w.bytes(e.kv.value);
     }
+    if (--budget === 0) {
+      budget = itemsPerStep;
+      yield;
+    }
   }
-  if (w.length !== size) throw new Error(`snapshot: sized ${size} but wrote ${w.length}`);
+  if (w.length !== front.byteLength + size) throw new Error(`snapshot: sized ${size} but wrote ${w.length - front.byteLength}`);
   return w.finish();
 }
 

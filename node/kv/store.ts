@@ -32,7 +32,7 @@ import { EventLog } from "./history.ts";
 import { compareBytes, prefixEnd, validateKey, validatePrefix } from "./key.ts";
 import { OrderedMap } from "./ordered-map.ts";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.ts";
-import type { SnapshotHeader, SnapshotSink } from "./snapshot.ts";
+import type { SnapshotHeader, SnapshotSink, SnapshotSource } from "./snapshot.ts";
 import type {
   ApplyResult,
   CommandError,
@@ -649,6 +649,16 @@ export class KvStore {
    * equal bytes.
    */
   snapshot(): Uint8Array {
+    return encodeSnapshot(this.snapshotSource());
+  }
+
+  /**
+   * What snapshot() encodes, captured now and unchanged by later applies
+   * (KeyValues are immutable; the history is a view), so that it can be
+   * encoded in steps while the store goes on (encodeSnapshotSteps). O(keys)
+   * to collect the base; the bytes are copied later, by the encoder.
+   */
+  snapshotSource(): SnapshotSource {
     const base: KeyValue[] = [];
     if (this.compactRev > 0) {
       for (const c = this.index.first(); c.valid; c.next()) {
@@ -656,15 +666,15 @@ export class KvStore {
         if (v !== undefined && v.modRevision <= this.compactRev) base.push(v);
       }
     }
-    const leases = [...this.leaseTable.values()].sort((a, b) => a.id - b.id);
-    return encodeSnapshot({
+    const leases = [...this.leaseTable.values()].map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds })).sort((a, b) => a.id - b.id);
+    return {
       appliedIndex: this.applied,
       revision: this.rev,
       compactRevision: this.compactRev,
       leases,
       base,
-      events: this.log,
-    });
+      events: this.log.view(),
+    };
   }
 
   /**

@@ -54,6 +54,11 @@ export class Writer {
 
   bytes(b: Uint8Array): void {
     this.uint(b.byteLength);
+    this.raw(b);
+  }
+
+  /** The bytes as they are, without a length. */
+  raw(b: Uint8Array): void {
     this.ensure(b.byteLength);
     this.buf.set(b, this.pos);
     this.pos += b.byteLength;
@@ -277,10 +282,16 @@ export function readConfState(r: Reader): ConfState {
 }
 
 export function writeSnapshot(w: Writer, s: Snapshot): void {
-  w.uint(s.meta.index);
-  w.uint(s.meta.term);
-  writeConfState(w, s.meta.conf);
-  w.bytes(s.data);
+  writeSnapshotHead(w, s.meta, s.data.byteLength);
+  w.raw(s.data);
+}
+
+/** writeSnapshot without the data: what precedes `dataLength` bytes of data. */
+export function writeSnapshotHead(w: Writer, meta: Snapshot["meta"], dataLength: number): void {
+  w.uint(meta.index);
+  w.uint(meta.term);
+  writeConfState(w, meta.conf);
+  w.uint(dataLength);
 }
 
 export function readSnapshot(r: Reader): Snapshot {

@@ -9,6 +9,7 @@ import { RawNode } from "../raft/index.ts";
 import type { Envelope, EnvelopeKind } from "./envelope.ts";
 import { decodeEnvelope, encodeEnvelope } from "./envelope.ts";
 import { isDecodeError } from "../raft/codec.ts";
+import { runInSteps } from "./steps.ts";
 
 type StorageOutcome = { readonly ok: true } | { readonly ok: false; readonly error: { readonly message: string } };
 
@@ -32,7 +33,8 @@ export interface Applier {
   applyOther(index: number): void;
   /** A membership change was committed; `conf` is the configuration after it. */
   applyConf(index: number, change: ConfChange, conf: ConfState): void;
-  snapshotData(): Uint8Array;
+  /** The state as of now, encoded in steps (runInSteps) while applies go on. */
+  snapshotSteps(): Generator<void, Uint8Array, void>;
   restore(snapshot: Snapshot): void;
   appliedIndex(): number;
 }
@@ -108,6 +110,8 @@ export class RaftDriver {
   private pendingLeaderChange = false;
   private pendingReadRetry = false;
   private lastSnapshotIndex: number;
+  /** A background snapshot is being encoded or written (maybeSnapshot). */
+  private snapshotting = false;
 
   constructor(opts: DriverOptions, storage: ConstructorParameters<typeof RawNode>[1], applier: Applier, events: DriverEvents, epoch: string) {
     this.opts = opts;
@@ -261,7 +265,7 @@ export class RaftDriver {
     this.startReadRound();
     this.transport?.send(this.raw.takeImmediateMessages());
     if (this.persisting || !this.raw.hasReady()) {
-      if (!this.persisting) this.notifyIdle();
+      if (!this.persisting && !this.snapshotting) this.notifyIdle();
       return;
     }
     const rd = this.raw.ready();
@@ -283,6 +287,7 @@ export class RaftDriver {
     if (!rd.mustSync) {
       // Nothing that must be durable before sending (at most a higher commit index).
       this.afterPersist(rd);
+      this.maybeSnapshot();
       this.kick();
       return;
     }
@@ -296,7 +301,7 @@ export class RaftDriver {
         }
         this.events.onPersist?.((performance.now() - started) / 1000);
         this.afterPersist(rd);
-        return this.maybeSnapshot();
+        this.maybeSnapshot();
       },
       (err: unknown) => {
         // The disk failed: nothing acknowledged may depend on this write.
@@ -413,20 +418,43 @@ export class RaftDriver {
     }
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Starts a snapshot in the background once snapshotCount entries were
+   * applied since the last one. The state is captured at the applied index
+   * at once and encoded in steps, so that the loop goes on persisting,
+   * sending and applying (and heartbeats keep flowing) while a large store
+   * is encoded and written.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.stopped) return;
     const applied = this.applier.appliedIndex();
     if (applied - this.lastSnapshotIndex < this.opts.snapshotCount) return;
+    this.snapshotting = true;
     const started = performance.now();
-    const data = this.applier.snapshotData();
     // The configuration as of the snapshot's index: a newer appended change may
     // be uncommitted, and must stay undoable if a new leader truncates it.
-    const res = await this.opts.storage.createSnapshot(applied, this.raw.raft.confAt(applied), data);
-    if (!res.ok) {
-      this.fatal(new Error(`snapshot failed: ${res.error.message}`));
-      return;
-    }
-    this.lastSnapshotIndex = applied;
-    this.events.onSnapshot?.((performance.now() - started) / 1000);
+    const conf = this.raw.raft.confAt(applied);
+    const steps = this.applier.snapshotSteps();
+    void runInSteps(steps)
+      .then((data) => (this.stopped ? null : this.opts.storage.createSnapshot(applied, conf, data)))
+      .then(
+        (res) => {
+          if (res === null) return;
+          if (!res.ok) {
+            this.fatal(new Error(`snapshot failed: ${res.error.message}`));
+            return;
+          }
+          this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, applied);
+          this.events.onSnapshot?.((performance.now() - started) / 1000);
+        },
+        (err: unknown) => {
+          this.fatal(err);
+        },
+      )
+      .finally(() => {
+        this.snapshotting = false;
+        if (!this.persisting && !this.scheduled) this.notifyIdle();
+      });
   }
 
   // --- Shutdown -------------------------------------------------------------
@@ -439,7 +467,7 @@ export class RaftDriver {
 
   /** Resolves when no write is in flight. */
   idle(): Promise<void> {
-    if (!this.persisting && !this.scheduled) return Promise.resolve();
+    if (!this.persisting && !this.scheduled && !this.snapshotting) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 

@@ -12,6 +12,7 @@ import { Writer, writeSnapshot } from "../raft/codec.ts";
 import type { DriverError, Outcome } from "./driver.ts";
 import { randomMemberId } from "./identity.ts";
 import type { ConcordServer } from "./server.ts";
+import { runInSteps } from "./steps.ts";
 import { encodeMemberCommand, encodeMemberContext } from "./state.ts";
 
 // --- Errors ---------------------------------------------------------------
@@ -956,8 +957,11 @@ export function buildApp(server: ConcordServer): express.Express {
     await consistent(req);
     const index = state.appliedIndex();
     const term = driver.raw.raft.log.term(index) ?? driver.raw.raft.term;
-    const w = new Writer(1024);
-    writeSnapshot(w, { meta: { index, term, conf: driver.raw.raft.confAt(index) }, data: state.snapshotData() });
+    const conf = driver.raw.raft.confAt(index);
+    // Captured now (runInSteps takes the first step at once), encoded between other work.
+    const data = await runInSteps(state.snapshotSteps());
+    const w = new Writer(64 + data.byteLength);
+    writeSnapshot(w, { meta: { index, term, conf }, data });
     const bytes = w.finish();
     res.setHeader("Content-Type", "application/octet-stream");
     res.setHeader("Content-Disposition", `attachment; filename="concord-${state.clusterId}-${index}.snap"`);

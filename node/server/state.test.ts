@@ -89,6 +89,27 @@ describe("removed-member tombstones", () => {
     expect(s.member(c)?.peerUrls).toEqual(["http://127.0.0.1:99"]);
   });
 
+  test("a snapshot encoded in steps is the snapshot of the state when it started, in the same bytes", () => {
+    const s = fresh();
+    s.applyConf(2, { type: "remove", node: c }, conf([a, b]));
+    // More events than one step encodes (4096), so that the encoder pauses.
+    for (let i = 0; i < 5000; i++) s.kv.apply(3 + i, { type: "put", key: `k${i % 700}`, value: new Uint8Array(30).fill(i) });
+    const expected = s.snapshotData();
+    const steps = s.snapshotSteps();
+    let r = steps.next();
+    // Membership and keys change while it is being encoded.
+    s.applyConf(5003, { type: "remove", node: b }, conf([a]));
+    let paused = 0;
+    for (let i = 0; r.done !== true; i++) {
+      s.kv.apply(5004 + i, { type: "put", key: `k${i}`, value: new Uint8Array(3) });
+      r = steps.next();
+      paused++;
+    }
+    expect(paused).toBeGreaterThan(0);
+    expect(Buffer.from(r.value).equals(Buffer.from(expected))).toBe(true);
+    expect(Buffer.from(s.snapshotData()).equals(Buffer.from(expected))).toBe(false);
+  });
+
   test("the tombstones travel in the state's snapshot, and restoring one replaces them", () => {
     const s = fresh();
     s.applyConf(2, { type: "remove", node: c }, conf([a, b]));

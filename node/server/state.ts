@@ -7,7 +7,7 @@ import type { ConfChange, ConfState, NodeId, Snapshot } from "../raft/index.ts";
 import type { DecodeError } from "../raft/codec.ts";
 import { Reader, Writer, decodeWith, isDecodeError } from "../raft/codec.ts";
 import type { ApplyResult, LeaseId } from "../kv/index.ts";
-import { KvStore, WatchHub } from "../kv/index.ts";
+import { KvStore, WatchHub, encodeSnapshotSteps } from "../kv/index.ts";
 import type { Applier } from "./driver.ts";
 import type { Envelope } from "./envelope.ts";
 
@@ -206,6 +206,18 @@ export class ConcordState implements Applier {
     return encodeStateSnapshot({ clusterId: this.clusterId, members: this.memberList(), removed: this.removedIds(), kv: this.kv.snapshot() });
   }
 
+  /**
+   * snapshotData() as of now, encoded in steps (see runInSteps): the state is
+   * captured at once, so applies may go on between the steps.
+   */
+  *snapshotSteps(): Generator<void, Uint8Array, void> {
+    const clusterId = this.clusterId;
+    const members = this.memberList();
+    const removed = this.removedIds();
+    // The kv snapshot is encoded straight after the state's own fields, in one buffer.
+    return yield* encodeSnapshotSteps(this.kv.snapshotSource(), 4096, (kvBytes) => encodeStateHead({ clusterId, members, removed }, kvBytes));
+  }
+
   restore(snapshot: Snapshot): void {
     const parsed = decodeStateSnapshot(snapshot.data);
     if (isDecodeError(parsed)) throw new Error(`state: snapshot at ${snapshot.meta.index} is unreadable: ${parsed.message}`);
@@ -227,7 +239,16 @@ export class ConcordState implements Applier {
 // removed count, str id each; bytes kv. Version 1 lacks the removed ids.
 
 export function encodeStateSnapshot(s: StateSnapshot): Uint8Array {
-  const w = new Writer(s.kv.byteLength + 256 + 24 * s.removed.length);
+  const head = encodeStateHead(s, s.kv.byteLength);
+  const out = new Uint8Array(head.byteLength + s.kv.byteLength);
+  out.set(head, 0);
+  out.set(s.kv, head.byteLength);
+  return out;
+}
+
+/** The state snapshot up to its kv bytes (their length included). */
+function encodeStateHead(s: Omit<StateSnapshot, "kv">, kvBytes: number): Uint8Array {
+  const w = new Writer(256 + 24 * s.removed.length);
   w.u8(snapshotVersion);
   w.str(s.clusterId);
   w.uint(s.members.length);
@@ -241,8 +262,8 @@ export function encodeStateSnapshot(s: StateSnapshot): Uint8Array {
   }
   w.uint(s.removed.length);
   for (const id of s.removed) w.str(id);
-  w.bytes(s.kv);
-  return w.finish().slice();
+  w.uint(kvBytes);
+  return w.finish();
 }
 
 export function decodeStateSnapshot(data: Uint8Array): StateSnapshot | DecodeError {

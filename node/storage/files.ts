@@ -38,15 +38,19 @@ export async function writeAll(h: FileHandle, buf: Uint8Array, position: number)
 }
 
 /**
- * Creates `file` with `content` atomically: a temp file is written and
+ * Creates `file` with `content` (one buffer, or pieces written in order) atomically: a temp file is written and
  * fsynced, renamed into place, and the directory fsynced. A crash leaves
  * either no file or the complete one (and perhaps a stray temp file).
  */
-export async function writeFileAtomic(file: string, content: Uint8Array): Promise<void> {
+export async function writeFileAtomic(file: string, content: Uint8Array | readonly Uint8Array[]): Promise<void> {
   const tmp = `${file}.tmp`;
   const h = await fs.open(tmp, "w");
   try {
-    await writeAll(h, content, 0);
+    let at = 0;
+    for (const part of content instanceof Uint8Array ? [content] : content) {
+      await writeAll(h, part, at);
+      at += part.byteLength;
+    }
     await h.sync();
   } finally {
     await h.close();

@@ -8,7 +8,7 @@
 
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { Writer, decodeWith, isDecodeError, readSnapshot, writeSnapshot } from "../raft/codec.ts";
+import { Writer, decodeWith, isDecodeError, readSnapshot, writeSnapshotHead } from "../raft/codec.ts";
 import type { LogIndex, Snapshot, Term } from "../raft/types.ts";
 import { crc32 } from "./crc32.ts";
 import type { SnapshotCorrupt, StorageIoError } from "./errors.ts";
@@ -45,18 +45,34 @@ export function parseSnapshotFileName(name: string): { term: Term; index: LogInd
 }
 
 export function encodeSnapshotFile(s: Snapshot): Uint8Array {
-  const body = new Writer(64 + s.data.byteLength);
-  writeSnapshot(body, s);
-  const b = body.finish();
-  const out = new Uint8Array(headerBytes + b.byteLength);
-  out.set(magic, 0);
-  out[4] = version;
-  const view = new DataView(out.buffer);
-  view.setUint32(5, crc32(b));
-  view.setUint32(9, Math.floor(b.byteLength / 2 ** 32));
-  view.setUint32(13, b.byteLength >>> 0);
-  out.set(b, headerBytes);
+  const parts = encodeSnapshotFileParts(s);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
   return out;
+}
+
+/**
+ * The file's bytes as consecutive pieces: header, the body's metadata, and
+ * the snapshot data itself (not copied; a store's data can be large).
+ */
+export function encodeSnapshotFileParts(s: Snapshot): Uint8Array[] {
+  // The body is writeSnapshot's encoding: its head, then the data.
+  const head = new Writer(64);
+  writeSnapshotHead(head, s.meta, s.data.byteLength);
+  const h = head.finish();
+  const bodyLength = h.byteLength + s.data.byteLength;
+  const header = new Uint8Array(headerBytes);
+  header.set(magic, 0);
+  header[4] = version;
+  const view = new DataView(header.buffer);
+  view.setUint32(5, crc32(s.data, crc32(h)));
+  view.setUint32(9, Math.floor(bodyLength / 2 ** 32));
+  view.setUint32(13, bodyLength >>> 0);
+  return [header, h, s.data];
 }
 
 /** Decodes and checks a snapshot file's content; returns why it is unusable otherwise. */
@@ -115,10 +131,10 @@ export class SnapshotStore {
   /** Writes the snapshot atomically (temp file, fsync, rename, fsync of the directory). */
   async save(s: Snapshot): Promise<SnapshotSaveResult> {
     const file = path.join(this.dir, snapshotFileName(s.meta.term, s.meta.index));
-    const content = encodeSnapshotFile(s);
-    const r = await attempt("write", file, () => writeFileAtomic(file, content));
+    const parts = encodeSnapshotFileParts(s);
+    const r = await attempt("write", file, () => writeFileAtomic(file, parts));
     if (isIoError(r)) return { ok: false, error: r };
-    return { ok: true, file, bytes: content.byteLength };
+    return { ok: true, file, bytes: parts.reduce((n, p) => n + p.byteLength, 0) };
   }
 
   /** Snapshot files, oldest first (by name: term, then index). */

@@ -70,7 +70,7 @@ export class Member {
     return this.proc !== null;
   }
 
-  start(args: readonly string[], env: Record<string, string> = {}): void {
+  start(args: readonly string[], env: Readonly<Record<string, string>> = {}): void {
     if (this.proc !== null) throw new Error(`${this.name} is already running`);
     const proc = spawn(
       process.execPath,
@@ -133,6 +133,8 @@ export interface ClusterOptions {
   readonly namePrefix?: string;
   /** Give each member a separate real peer port, so that a proxy can sit at the advertised one. */
   readonly proxied?: boolean;
+  /** Extra environment for every member's process (e.g. NODE_OPTIONS for a profile). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface Status {
@@ -153,17 +155,19 @@ export class LocalCluster {
   private readonly args: readonly string[];
   private readonly prefix: string;
   private readonly proxied: boolean;
+  private readonly env: Readonly<Record<string, string>>;
 
-  private constructor(dir: string, args: readonly string[], prefix: string, proxied: boolean) {
+  private constructor(dir: string, o: ClusterOptions) {
     this.dir = dir;
-    this.args = args;
-    this.prefix = prefix;
-    this.proxied = proxied;
+    this.args = o.args ?? [];
+    this.prefix = o.namePrefix ?? "m";
+    this.proxied = o.proxied ?? false;
+    this.env = o.env ?? {};
   }
 
   /** Creates the members' specs; call start() to run them. */
   static async create(o: ClusterOptions): Promise<LocalCluster> {
-    const c = new LocalCluster(mkdtempSync(join(tmpdir(), "concord-test-")), o.args ?? [], o.namePrefix ?? "m", o.proxied ?? false);
+    const c = new LocalCluster(mkdtempSync(join(tmpdir(), "concord-test-")), o);
     for (let k = 0; k < o.size; k++) await c.addSpec();
     return c;
   }
@@ -199,7 +203,7 @@ export class LocalCluster {
 
   /** Starts a member with the cluster's common flags (a restart ignores the bootstrap ones). */
   restart(m: Member, args: readonly string[] = ["--initial-cluster", this.initialCluster(), "--initial-cluster-state", "new"]): void {
-    m.start([...this.args, ...args]);
+    m.start([...this.args, ...args], this.env);
   }
 
   running(): Member[] {
