@@ -196,8 +196,18 @@ export function decodeWith<T>(buf: Uint8Array, f: (r: Reader) => T, exact = true
 
 const confChangeTypes: readonly ConfChangeType[] = ["addLearner", "promote", "remove"];
 
+/** Encoded node ids: a handful per cluster, written into every message. */
+const idBytes = new Map<string, Uint8Array>();
+
 function writeId(w: Writer, id: NodeId | null): void {
-  w.str(id ?? "");
+  const s = id ?? "";
+  let b = idBytes.get(s);
+  if (b === undefined) {
+    if (idBytes.size >= 1024) idBytes.clear(); // bounded, whatever ids come by
+    b = encoder.encode(s);
+    idBytes.set(s, b);
+  }
+  w.bytes(b);
 }
 
 function readId(r: Reader): NodeId {

@@ -78,9 +78,6 @@ export class ConcordServer {
       onFsync: (s) => {
         metrics.walFsync.observe(s);
       },
-      onSnapshot: (s) => {
-        metrics.snapshotDuration.observe(s);
-      },
     });
     if (!opened.ok) {
       const e = opened.error;
@@ -151,6 +148,12 @@ export class ConcordServer {
       electionTick: Math.max(2, Math.round(config.electionTimeoutMs / tickMs)),
       heartbeatTick: 1,
       applied: state.appliedIndex(),
+      // At most two appends in flight to a follower: entries proposed while
+      // they are unacknowledged go out together in the next one, so that under
+      // load each append (and each follower fsync) carries a batch, instead
+      // of a message per event-loop turn. Measured with npm run bench:profile
+      // (64 clients): about 5-10 % more writes per second than a window of 256.
+      maxInflightMsgs: 2,
     };
     const epoch = randomBytes(6).toString("hex");
     const driver = new RaftDriver(
