@@ -89,7 +89,11 @@ describe("snapshots", () => {
     // far ahead of its last one).
     const sent = logLines(leader, "snapshot sent").slice(sentBefore);
     expect(sent.map((l) => l["peer"])).toContain(laggingId);
-    const installed = logLines(lagging, "installed a snapshot from the leader").slice(installedBefore);
+    // Log lines come over a pipe, and may trail the HTTP answer that proved the catch-up.
+    const installed = await eventually("the follower's install log line", () => {
+      const lines = logLines(lagging, "installed a snapshot from the leader").slice(installedBefore);
+      return Promise.resolve(lines.length > 0 ? lines : undefined);
+    }, 5_000);
     expect(installed).toHaveLength(1);
     expect(Number(installed[0]?.["index"]) - newestBefore).toBeGreaterThan(keptBehindSnapshot);
     const newestAfter = snapshotFiles(lagging).at(-1)?.index ?? 0;
