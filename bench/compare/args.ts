@@ -8,6 +8,8 @@ export interface Plan {
   readonly rounds: number;
   /** Seconds per throughput point. */
   readonly seconds: number;
+  /** Untimed load before each throughput point, ms. */
+  readonly warmupMs: number;
   readonly concurrency: readonly number[];
   /** kill -9 trials per system. */
   readonly kills: number;
@@ -26,7 +28,7 @@ export interface Plan {
 
 export type ParseResult = { readonly ok: true; readonly plan: Plan } | { readonly ok: false; readonly error: string };
 
-const usage = "usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--concurrency 1,16,64,256] [--kills N] [--stability-seconds S] [--rss-keys N] [--watch-writes N] [--no-etcd-defaults] [--out FILE]";
+const usage = "usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--warmup-ms MS] [--concurrency 1,16,64,256] [--kills N] [--stability-seconds S] [--rss-keys N] [--watch-writes N] [--no-etcd-defaults] [--out FILE]";
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number | string {
   if (v === undefined) return dflt;
@@ -44,6 +46,7 @@ export function parsePlan(argv: readonly string[]): ParseResult {
         quick: { type: "boolean", default: false },
         rounds: { type: "string" },
         seconds: { type: "string" },
+        "warmup-ms": { type: "string" },
         concurrency: { type: "string" },
         kills: { type: "string" },
         "stability-seconds": { type: "string" },
@@ -72,6 +75,9 @@ export function parsePlan(argv: readonly string[]): ParseResult {
     parsed.push(n);
   }
   const [rounds = 0, seconds = 0, kills = 0, stabilitySeconds = 0, rssKeys = 0, watchWrites = 0] = parsed;
+  const warmupText = values["warmup-ms"];
+  const warmupMs = warmupText === undefined ? (quick ? 500 : 2000) : Number(warmupText);
+  if (!Number.isInteger(warmupMs) || warmupMs < 0) return { ok: false, error: `--warmup-ms must be a non-negative integer, got ${JSON.stringify(warmupText)}\n${usage}` };
   const concurrency = (values.concurrency ?? "1,16,64,256").split(",").map((s) => Number(s.trim()));
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 4096)) {
     return { ok: false, error: `--concurrency must be a comma-separated list of integers in [1, 4096]\n${usage}` };
@@ -82,6 +88,7 @@ export function parsePlan(argv: readonly string[]): ParseResult {
       quick,
       rounds,
       seconds,
+      warmupMs,
       concurrency,
       kills,
       stabilitySeconds,

@@ -68,17 +68,17 @@ describe("the command line", () => {
     const quick = parsePlan(["--quick"]);
     expect(full.ok && quick.ok).toBe(true);
     if (!full.ok || !quick.ok) return;
-    expect(full.plan).toMatchObject({ quick: false, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
-    expect(quick.plan).toMatchObject({ quick: true, kills: 3, stabilitySeconds: 30, rssKeys: 10_000 });
+    expect(full.plan).toMatchObject({ quick: false, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, warmupMs: 2000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
+    expect(quick.plan).toMatchObject({ quick: true, kills: 3, stabilitySeconds: 30, rssKeys: 10_000, warmupMs: 500 });
   });
 
   it("explicit options override --quick", () => {
-    const r = parsePlan(["--quick", "--kills", "5", "--concurrency", "1, 64", "--no-etcd-defaults", "--out", "x.json"]);
-    expect(r.ok && r.plan).toMatchObject({ kills: 5, concurrency: [1, 64], etcdDefaults: false, out: "x.json" });
+    const r = parsePlan(["--quick", "--kills", "5", "--concurrency", "1, 64", "--no-etcd-defaults", "--out", "x.json", "--warmup-ms", "0"]);
+    expect(r.ok && r.plan).toMatchObject({ kills: 5, concurrency: [1, 64], etcdDefaults: false, out: "x.json", warmupMs: 0 });
   });
 
   it("refuses bad values and unknown flags with the usage", () => {
-    for (const argv of [["--kills", "0"], ["--seconds", "x"], ["--concurrency", "1,,2"], ["--bogus"]]) {
+    for (const argv of [["--kills", "0"], ["--seconds", "x"], ["--warmup-ms", "-1"], ["--concurrency", "1,,2"], ["--bogus"]]) {
       const r = parsePlan(argv);
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.error).toContain("usage: npm run bench");

@@ -15,6 +15,8 @@ export type Job =
       readonly system: SystemKind;
       readonly op: Op;
       readonly clients: number;
+      /** Untimed load of the same kind before the timed part. */
+      readonly warmupMs: number;
       readonly durationMs: number;
       /** Client c talks to endpoints[c % endpoints.length]. */
       readonly endpoints: readonly string[];

@@ -34,27 +34,33 @@ async function throughput(job: Extract<Job, { type: "throughput" }>): Promise<Th
     const latencies: number[] = [];
     let failed = 0;
     let firstError: string | null = null;
-    const start = performance.now();
-    const until = start + job.durationMs;
-    await Promise.all(
-      Array.from({ length: job.clients }, async (_, c) => {
-        const kv = pick(kvs, c);
-        let k = c * 7919;
-        while (performance.now() < until) {
-          k += 1;
-          const t = performance.now();
-          const r =
-            job.op === "put"
-              ? await kv.put(keyOf(Math.floor(Math.random() * keySpace)), value, requestTimeoutMs)
-              : await kv.get(keyOf(k % 100), job.op === "getSerializable", requestTimeoutMs);
-          if (r.ok) latencies.push(performance.now() - t);
-          else {
-            failed++;
-            firstError ??= r.error;
+    const drive = async (until: number, timed: boolean): Promise<void> => {
+      await Promise.all(
+        Array.from({ length: job.clients }, async (_, c) => {
+          const kv = pick(kvs, c);
+          let k = c * 7919;
+          while (performance.now() < until) {
+            k += 1;
+            const t = performance.now();
+            const r =
+              job.op === "put"
+                ? await kv.put(keyOf(Math.floor(Math.random() * keySpace)), value, requestTimeoutMs)
+                : await kv.get(keyOf(k % 100), job.op === "getSerializable", requestTimeoutMs);
+            if (!timed) continue;
+            if (r.ok) latencies.push(performance.now() - t);
+            else {
+              failed++;
+              firstError ??= r.error;
+            }
           }
-        }
-      }),
-    );
+        }),
+      );
+    };
+    // The same load, untimed, first: connections open, and each system's
+    // caches (and Node's JIT, on both client and Concord) warm up.
+    if (job.warmupMs > 0) await drive(performance.now() + job.warmupMs, false);
+    const start = performance.now();
+    await drive(start + job.durationMs, true);
     return { type: "throughput", latencies, failed, durationMs: performance.now() - start, firstError };
   } finally {
     for (const kv of kvs) kv.close();

@@ -71,7 +71,7 @@ async function throughputRun(ctx: Context, sys: SystemCluster): Promise<void> {
   for (const w of matrix(ctx.plan)) {
     const leader = await leaderIndex(sys);
     const endpoints = w.toLeader ? [sys.endpoints[leader] ?? ""] : sys.endpoints;
-    const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: w.op, clients: w.clients, durationMs: ctx.plan.seconds * 1000, endpoints });
+    const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: w.op, clients: w.clients, warmupMs: ctx.plan.warmupMs, durationMs: ctx.plan.seconds * 1000, endpoints });
     if (r.failed > 0) ctx.errors.push(`${sys.label} ${w.label}: ${r.failed} failed (${r.firstError ?? ""})`);
     record(ctx.samples, w.label, sys.label, summarize(r.latencies, r.durationMs));
     log(`${sys.label} ${w.label}: ${Math.round((r.latencies.length * 1000) / r.durationMs)} ops/s`);
@@ -116,7 +116,7 @@ async function stabilityRun(ctx: Context, sys: SystemCluster, latencyLabel: stri
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
-  const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: "put", clients: 64, durationMs: ctx.plan.stabilitySeconds * 1000, endpoints: [sys.endpoints[leader] ?? ""] });
+  const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: "put", clients: 64, warmupMs: ctx.plan.warmupMs, durationMs: ctx.plan.stabilitySeconds * 1000, endpoints: [sys.endpoints[leader] ?? ""] });
   polling = false;
   await poller;
   const termDelta = lastTerm - (first?.term ?? 0);
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   const elapsed = (Date.now() - started) / 1000;
   const header = [
     `${concordLabel} vs ${etcdLabel} (election/heartbeat ms): 3 members each on loopback, fsync on, 8-byte keys, 256-byte values; ratio = Concord/etcd.`,
-    `${plan.quick ? "--quick" : "full"} run: ${plan.rounds} alternating rounds of ${plan.seconds} s per throughput point (median over rounds), ${elapsed.toFixed(0)} s in all.`,
+    `${plan.quick ? "--quick" : "full"} run: ${plan.rounds} alternating rounds of ${plan.seconds} s per throughput point after ${plan.warmupMs} ms of untimed warm-up (median over rounds), ${elapsed.toFixed(0)} s in all.`,
     `machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.kernel}; data on ${machine.dataFilesystem}`,
     `versions: Node ${vers.node}, etcd ${vers.etcd} (client etcd3 ${vers.etcd3Client}), Concord ${vers.concordSha}`,
   ];
