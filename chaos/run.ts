@@ -53,7 +53,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     size: o.nodes,
     namePrefix: "c",
     proxied: true,
-    args: ["--auto-compaction-retention", "0", "--request-timeout-ms", "3000", ...(o.memberArgs ?? [])],
+    // Snapshots every 2,000 entries (the default is 100,000), so that runs of
+    // seconds take snapshots, compact the log and catch members up by snapshot.
+    args: ["--auto-compaction-retention", "0", "--request-timeout-ms", "3000", "--snapshot-count", "2000", "--snapshot-catchup-entries", "500", ...(o.memberArgs ?? [])],
   });
   const net = new FaultNetwork({ seed: o.seed });
   for (const m of cluster.members) net.addMember(m.name, { advertisedPort: m.spec.peerPort, targetPort: m.spec.listenPeerPort ?? 0 });

@@ -106,7 +106,7 @@ const settings = {
   initialClusterToken: { flag: "initial-cluster-token", env: "CONCORD_INITIAL_CLUSTER_TOKEN", dflt: "concord" },
   electionTimeoutMs: { flag: "election-timeout-ms", env: "CONCORD_ELECTION_TIMEOUT_MS", dflt: "100" },
   heartbeatIntervalMs: { flag: "heartbeat-interval-ms", env: "CONCORD_HEARTBEAT_INTERVAL_MS", dflt: "10" },
-  snapshotCount: { flag: "snapshot-count", env: "CONCORD_SNAPSHOT_COUNT", dflt: "10000" },
+  snapshotCount: { flag: "snapshot-count", env: "CONCORD_SNAPSHOT_COUNT", dflt: "100000" },
   maxValueBytes: { flag: "max-value-bytes", env: "CONCORD_MAX_VALUE_BYTES", dflt: String(1.5 * 1024 * 1024) },
   logLevel: { flag: "log-level", env: "CONCORD_LOG_LEVEL", dflt: "info" },
   restoreSnapshot: { flag: "restore-snapshot", env: "CONCORD_RESTORE_SNAPSHOT", dflt: undefined },
