@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { dispatch } from "./concord.ts";
+import { nodeRuntimeFlags } from "./runtime-flags.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -146,7 +147,8 @@ describe("the image", () => {
 
   it("has its entrypoint, and no tests", () => {
     const dockerfile = readFileSync(join(repoRoot, "Dockerfile"), "utf8");
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "\/app\/bin\/concord\.ts"\]$/m);
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect(entrypoint === undefined ? null : JSON.parse(entrypoint)).toEqual(["node", ...nodeRuntimeFlags, "/app/bin/concord.ts"]);
     expect(dockerfile).toMatch(/^USER 1000:1000$/m);
     expect(imageHas(rules, roots, "bin/concord.ts")).toBe(true);
     for (const f of ["bin/concord.test.ts", "operator/rbac.test.ts", "node/server/testing/cluster.ts", "e2e/testbed.ts", "charts/concord-operator/Chart.yaml"]) {

@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { nodeRuntimeFlags } from "../bin/runtime-flags.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -45,6 +46,7 @@ for (const m of members) {
   const child = spawn(
     process.execPath,
     [
+      ...nodeRuntimeFlags,
       join(root, "node", "main.ts"),
       "--name", m.name,
       "--data-dir", dataDir,

@@ -9,6 +9,7 @@
 //
 //   npm run bench:profile -- [--op put|getLinearizable|getSerializable]
 //       [--clients 64] [--seconds 20] [--to leader|all] [--cpu-prof] [--top 25]
+//       [--node-options '--max-semi-space-size=8']   (NODE_OPTIONS for the members)
 
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -31,10 +32,12 @@ interface Options {
   readonly toLeader: boolean;
   readonly cpuProf: boolean;
   readonly top: number;
+  /** NODE_OPTIONS for the members only (e.g. V8 heap flags to compare). */
+  readonly nodeOptions: string;
 }
 
 function parse(argv: readonly string[]): Options | string {
-  const usage = "usage: npm run bench:profile -- [--op put|getLinearizable|getSerializable] [--clients N] [--seconds S] [--to leader|all] [--cpu-prof] [--top N]";
+  const usage = "usage: npm run bench:profile -- [--op put|getLinearizable|getSerializable] [--clients N] [--seconds S] [--to leader|all] [--cpu-prof] [--top N] [--node-options '--v8-flag ...']";
   let values;
   try {
     ({ values } = parseArgs({
@@ -47,6 +50,7 @@ function parse(argv: readonly string[]): Options | string {
         to: { type: "string", default: "leader" },
         "cpu-prof": { type: "boolean", default: false },
         top: { type: "string", default: "25" },
+        "node-options": { type: "string", default: "" },
       },
     }));
   } catch (e) {
@@ -58,7 +62,7 @@ function parse(argv: readonly string[]): Options | string {
   const ints = [values.clients, values.seconds, values.top].map(Number);
   if (ints.some((n) => !Number.isInteger(n) || n < 1)) return `--clients, --seconds and --top must be positive integers\n${usage}`;
   const [clients = 64, seconds = 20, top = 25] = ints;
-  return { op, clients, seconds, toLeader: values.to === "leader", cpuProf: values["cpu-prof"], top };
+  return { op, clients, seconds, toLeader: values.to === "leader", cpuProf: values["cpu-prof"], top, nodeOptions: values["node-options"] };
 }
 
 function log(line: string): void {
@@ -104,7 +108,8 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().replace(/[:]/g, "-").slice(0, 19);
   const outDir = join(root, "bench", "results", `profile-${date}`);
   if (o.cpuProf) mkdirSync(outDir, { recursive: true });
-  const env: Record<string, string> = o.cpuProf ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${outDir}` } : {};
+  const nodeOptions = [o.nodeOptions, o.cpuProf ? `--cpu-prof --cpu-prof-dir=${outDir}` : ""].filter((x) => x !== "").join(" ");
+  const env: Record<string, string> = nodeOptions === "" ? {} : { NODE_OPTIONS: nodeOptions };
   const sys = await ConcordSystem.create({ electionMs: 100, heartbeatMs: 10 }, env);
   const loadgen = new Loadgen();
   await sys.start();

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeRuntimeFlags } from "../../bin/runtime-flags.ts";
 
 export interface ImageConfig {
   readonly entrypoint: readonly string[];
@@ -24,10 +25,10 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "
 /** The images tests and the Concord chart use. `node` is the runner's own Node binary. */
 export function builtinImages(nodeBinary: string = process.execPath): ImageMap {
   const concord: ImageConfig = {
-    // The Dockerfile's ENTRYPOINT ["node", "/app/bin/concord.ts"], with the
+    // The Dockerfile's ENTRYPOINT ["node", <nodeRuntimeFlags>, "/app/bin/concord.ts"], with the
     // repository as /app: args starting with "--" run a member (the operator's
     // StatefulSets), ["operator", ...] the operator (the Helm chart).
-    entrypoint: [nodeBinary, join(repoRoot, "bin", "concord.ts")],
+    entrypoint: [nodeBinary, ...nodeRuntimeFlags, join(repoRoot, "bin", "concord.ts")],
     workingDir: repoRoot,
     env: { NODE_ENV: "production", CONCORD_DATA_DIR: "/var/lib/concord" },
   };

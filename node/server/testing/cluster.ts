@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeRuntimeFlags } from "../../../bin/runtime-flags.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const mainScript = join(root, "node", "main.ts");
@@ -75,6 +76,7 @@ export class Member {
     const proc = spawn(
       process.execPath,
       [
+        ...nodeRuntimeFlags,
         mainScript,
         "--name", this.name,
         "--data-dir", this.spec.dataDir,
