@@ -10,6 +10,7 @@
 //   npm run bench:profile -- [--op put|getLinearizable|getSerializable]
 //       [--clients 64] [--seconds 20] [--to leader|all] [--cpu-prof] [--top 25]
 //       [--node-options '--max-semi-space-size=8']   (NODE_OPTIONS for the members)
+//       [--preload 100000]   (distinct keys loaded first, untimed)
 
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -34,10 +35,12 @@ interface Options {
   readonly top: number;
   /** NODE_OPTIONS for the members only (e.g. V8 heap flags to compare). */
   readonly nodeOptions: string;
+  /** Distinct keys loaded (untimed) before the run, so that snapshots are as large as in the bench's steady run. */
+  readonly preload: number;
 }
 
 function parse(argv: readonly string[]): Options | string {
-  const usage = "usage: npm run bench:profile -- [--op put|getLinearizable|getSerializable] [--clients N] [--seconds S] [--to leader|all] [--cpu-prof] [--top N] [--node-options '--v8-flag ...']";
+  const usage = "usage: npm run bench:profile -- [--op put|getLinearizable|getSerializable] [--clients N] [--seconds S] [--to leader|all] [--cpu-prof] [--top N] [--node-options '--v8-flag ...'] [--preload KEYS]";
   let values;
   try {
     ({ values } = parseArgs({
@@ -51,6 +54,7 @@ function parse(argv: readonly string[]): Options | string {
         "cpu-prof": { type: "boolean", default: false },
         top: { type: "string", default: "25" },
         "node-options": { type: "string", default: "" },
+        preload: { type: "string", default: "0" },
       },
     }));
   } catch (e) {
@@ -61,8 +65,10 @@ function parse(argv: readonly string[]): Options | string {
   if (values.to !== "leader" && values.to !== "all") return `--to must be leader or all\n${usage}`;
   const ints = [values.clients, values.seconds, values.top].map(Number);
   if (ints.some((n) => !Number.isInteger(n) || n < 1)) return `--clients, --seconds and --top must be positive integers\n${usage}`;
+  const preload = Number(values.preload);
+  if (!Number.isInteger(preload) || preload < 0) return `--preload must be a non-negative integer\n${usage}`;
   const [clients = 64, seconds = 20, top = 25] = ints;
-  return { op, clients, seconds, toLeader: values.to === "leader", cpuProf: values["cpu-prof"], top, nodeOptions: values["node-options"] };
+  return { op, clients, seconds, toLeader: values.to === "leader", cpuProf: values["cpu-prof"], top, nodeOptions: values["node-options"], preload };
 }
 
 function log(line: string): void {
@@ -99,6 +105,11 @@ const counters = {
   leaderChanges: "concord_server_leader_changes_seen_total",
 } as const;
 
+/** GC pauses longer than 100 ms so far (prom-client's GC histogram has a 0.1 s bucket). */
+function slowGcs(text: string): number {
+  return metricValue(text, "nodejs_gc_duration_seconds_count") - metricValue(text, "nodejs_gc_duration_seconds_bucket", { le: "0.1" });
+}
+
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   if (typeof o === "string") {
@@ -121,6 +132,11 @@ async function main(): Promise<void> {
   let leaderIdx: number;
   try {
     await sys.settled();
+    if (o.preload > 0) {
+      log(`loading ${o.preload} keys`);
+      await loadgen.run({ type: "load", system: "concord", keys: o.preload, clients: 64, endpoints: sys.endpoints });
+      await sys.settled();
+    }
     leaderIdx = (await sys.leader())?.index ?? 0;
     const endpoints = o.toLeader ? [sys.endpoints[leaderIdx] ?? ""] : sys.endpoints;
     before.push(...(await Promise.all(sys.endpoints.map(scrape))));
@@ -150,7 +166,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push(`${o.op} → ${o.toLeader ? "leader" : "all members"}, ${o.clients} clients, ${o.seconds} s: ${s.rate?.toFixed(0) ?? "-"} ops/s, p50 ${s.p50?.toFixed(2) ?? "-"} ms, p99 ${s.p99?.toFixed(2) ?? "-"} ms, ${result.failed} failed${result.firstError === null ? "" : ` (${result.firstError})`}`);
   out.push("");
-  out.push("member      cpu %   fsyncs/s  fsync ms  writes/fsync   gc %   max loop delay ms  leader changes");
+  out.push("member      cpu %   fsyncs/s  fsync ms  writes/fsync   gc %   max loop delay ms  leader changes  GCs > 100 ms");
   for (let k = 0; k < sys.endpoints.length; k++) {
     const b = before[k] ?? null;
     const a = after[k] ?? null;
@@ -172,10 +188,23 @@ async function main(): Promise<void> {
         ((100 * delta.gcSeconds) / secs).toFixed(1).padStart(6),
         (1000 * delta.maxLagSeconds).toFixed(1).padStart(20),
         String(delta.leaderChanges).padStart(16),
+        String(slowGcs(a) - slowGcs(b)).padStart(14),
       ].join(""),
     );
   }
   out.push("(writes/fsync: proposals committed per WAL fsync; followers count the leader's commits)");
+  for (let k = 0; k < sys.endpoints.length; k++) {
+    const a = after[k] ?? null;
+    const b = before[k] ?? null;
+    if (a === null || b === null) continue;
+    const kinds = ["minor", "major", "incremental", "weakcb"].map((kind) => {
+      const n = metricValue(a, "nodejs_gc_duration_seconds_count", { kind }) - metricValue(b, "nodejs_gc_duration_seconds_count", { kind });
+      const slow = n - (metricValue(a, "nodejs_gc_duration_seconds_bucket", { kind, le: "0.1" }) - metricValue(b, "nodejs_gc_duration_seconds_bucket", { kind, le: "0.1" }));
+      const secs = metricValue(a, "nodejs_gc_duration_seconds_sum", { kind }) - metricValue(b, "nodejs_gc_duration_seconds_sum", { kind });
+      return n === 0 ? "" : `${kind} ${n} (${slow} over 100 ms, ${(1000 * secs).toFixed(0)} ms)`;
+    });
+    out.push(`member ${k + 1} GCs: ${kinds.filter((x) => x !== "").join(", ")}`);
+  }
   out.push(`member pids: ${pids.join(", ")}`);
 
   if (o.cpuProf) {
