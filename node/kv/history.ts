@@ -24,21 +24,11 @@ export class EventLog implements EventHistory {
   }
 
   at(i: number): KvEvent {
-    const e = this.events[i];
-    if (e === undefined) throw new Error(`history: no event at ${i} (length ${this.events.length})`);
-    return e;
+    return eventAt(this.events, this.events.length, i);
   }
 
   lowerBound(revision: Revision): number {
-    const events = this.events;
-    let lo = 0;
-    let hi = events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.at(mid).revision < revision) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBoundIn(this.events, this.events.length, revision);
   }
 
   push(e: KvEvent): void {
@@ -54,25 +44,11 @@ export class EventLog implements EventHistory {
   view(): EventHistory {
     const events = this.events;
     const length = events.length;
-    const view: EventHistory = {
+    return {
       length,
-      at(i: number): KvEvent {
-        const e = i < length ? events[i] : undefined;
-        if (e === undefined) throw new Error(`history: no event at ${i} (length ${length})`);
-        return e;
-      },
-      lowerBound(revision: Revision): number {
-        let lo = 0;
-        let hi = length;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (view.at(mid).revision < revision) lo = mid + 1;
-          else hi = mid;
-        }
-        return lo;
-      },
+      at: (i: number): KvEvent => eventAt(events, length, i),
+      lowerBound: (revision: Revision): number => lowerBoundIn(events, length, revision),
     };
-    return view;
   }
 
   /** Removes and returns the events with revision <= `revision`. */
@@ -83,4 +59,23 @@ export class EventLog implements EventHistory {
     this.events = this.events.slice(n);
     return dropped;
   }
+}
+
+/** The i-th of the first `length` events. */
+function eventAt(events: readonly KvEvent[], length: number, i: number): KvEvent {
+  const e = i < length ? events[i] : undefined;
+  if (e === undefined) throw new Error(`history: no event at ${i} (length ${length})`);
+  return e;
+}
+
+/** The first position among the first `length` events whose revision is >= `revision` (length if none). */
+function lowerBoundIn(events: readonly KvEvent[], length: number, revision: Revision): number {
+  let lo = 0;
+  let hi = length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (eventAt(events, length, mid).revision < revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

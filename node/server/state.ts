@@ -202,8 +202,13 @@ export class ConcordState implements Applier {
     return encodeStateSnapshot({ clusterId: this.clusterId, members: this.memberList(), removed: this.removedIds(), kv: new Uint8Array(0) });
   }
 
+  /** The state's snapshot at once (snapshotSteps run to the end). */
   snapshotData(): Uint8Array {
-    return encodeStateSnapshot({ clusterId: this.clusterId, members: this.memberList(), removed: this.removedIds(), kv: this.kv.snapshot() });
+    const steps = this.snapshotSteps();
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) return r.value;
+    }
   }
 
   /**
