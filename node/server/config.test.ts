@@ -31,7 +31,8 @@ function run(args: readonly string[], env: Record<string, string> = {}): Promise
       p.kill("SIGKILL");
       reject(new Error(`concord-node ${args.join(" ")} did not exit`));
     }, 20_000);
-    p.on("exit", (code) => {
+    // "close", not "exit": only then has all of the child's output been read.
+    p.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
