@@ -10,9 +10,10 @@
 //   npm run bench:profile -- [--op put|getLinearizable|getSerializable]
 //       [--clients 64] [--seconds 20] [--to leader|all] [--cpu-prof] [--top 25]
 //       [--node-options '--max-semi-space-size=8']   (NODE_OPTIONS for the members)
+//       [--node-flags='--trace-gc']   (node/V8 flags on the members' command line)
 //       [--preload 100000]   (distinct keys loaded first, untimed)
 
-import { mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -35,12 +36,14 @@ interface Options {
   readonly top: number;
   /** NODE_OPTIONS for the members only (e.g. V8 heap flags to compare). */
   readonly nodeOptions: string;
+  /** Flags on the members' command line (V8 flags that NODE_OPTIONS refuses, e.g. --trace-gc). */
+  readonly nodeFlags: readonly string[];
   /** Distinct keys loaded (untimed) before the run, so that snapshots are as large as in the bench's steady run. */
   readonly preload: number;
 }
 
 function parse(argv: readonly string[]): Options | string {
-  const usage = "usage: npm run bench:profile -- [--op put|getLinearizable|getSerializable] [--clients N] [--seconds S] [--to leader|all] [--cpu-prof] [--top N] [--node-options '--v8-flag ...'] [--preload KEYS]";
+  const usage = "usage: npm run bench:profile -- [--op put|getLinearizable|getSerializable] [--clients N] [--seconds S] [--to leader|all] [--cpu-prof] [--top N] [--node-options '--flag ...'] [--node-flags='--v8-flag ...'] [--preload KEYS]";
   let values;
   try {
     ({ values } = parseArgs({
@@ -54,6 +57,7 @@ function parse(argv: readonly string[]): Options | string {
         "cpu-prof": { type: "boolean", default: false },
         top: { type: "string", default: "25" },
         "node-options": { type: "string", default: "" },
+        "node-flags": { type: "string", default: "" },
         preload: { type: "string", default: "0" },
       },
     }));
@@ -68,7 +72,7 @@ function parse(argv: readonly string[]): Options | string {
   const preload = Number(values.preload);
   if (!Number.isInteger(preload) || preload < 0) return `--preload must be a non-negative integer\n${usage}`;
   const [clients = 64, seconds = 20, top = 25] = ints;
-  return { op, clients, seconds, toLeader: values.to === "leader", cpuProf: values["cpu-prof"], top, nodeOptions: values["node-options"], preload };
+  return { op, clients, seconds, toLeader: values.to === "leader", cpuProf: values["cpu-prof"], top, nodeOptions: values["node-options"], nodeFlags: values["node-flags"].split(/\s+/).filter((f) => f !== ""), preload };
 }
 
 function log(line: string): void {
@@ -118,10 +122,10 @@ async function main(): Promise<void> {
   }
   const date = new Date().toISOString().replace(/[:]/g, "-").slice(0, 19);
   const outDir = join(root, "bench", "results", `profile-${date}`);
-  if (o.cpuProf) mkdirSync(outDir, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
   const nodeOptions = [o.nodeOptions, o.cpuProf ? `--cpu-prof --cpu-prof-dir=${outDir}` : ""].filter((x) => x !== "").join(" ");
   const env: Record<string, string> = nodeOptions === "" ? {} : { NODE_OPTIONS: nodeOptions };
-  const sys = await ConcordSystem.create({ electionMs: 100, heartbeatMs: 10 }, env);
+  const sys = await ConcordSystem.create({ electionMs: 100, heartbeatMs: 10 }, { env, nodeFlags: o.nodeFlags, logLevel: "info" });
   const loadgen = new Loadgen();
   await sys.start();
   const pids = sys.endpoints.map((_, k) => sys.pid(k));
@@ -129,6 +133,8 @@ async function main(): Promise<void> {
   const before: (string | null)[] = [];
   const after: (string | null)[] = [];
   const maxLag = sys.endpoints.map(() => 0);
+  /** Scrapes that saw an event-loop delay over 50 ms: when (UTC), which member, how long. */
+  const spikes: string[] = [];
   let leaderIdx: number;
   try {
     await sys.settled();
@@ -147,8 +153,12 @@ async function main(): Promise<void> {
       while (running) {
         await new Promise((r) => setTimeout(r, 500));
         const texts = await Promise.all(sys.endpoints.map(scrape));
+        const at = new Date().toISOString().slice(11, 23);
         texts.forEach((t, k) => {
-          if (t !== null) maxLag[k] = Math.max(maxLag[k] ?? 0, metricValue(t, "nodejs_eventloop_lag_max_seconds"));
+          if (t === null) return;
+          const lag = metricValue(t, "nodejs_eventloop_lag_max_seconds");
+          maxLag[k] = Math.max(maxLag[k] ?? 0, lag);
+          if (lag > 0.05) spikes.push(`${at} member ${k + 1}: ${(1000 * lag).toFixed(0)} ms`);
         });
       }
     })();
@@ -160,6 +170,7 @@ async function main(): Promise<void> {
   } finally {
     await loadgen.close();
     await sys.stop(); // SIGTERM: each member exits normally and writes its profile
+    sys.endpoints.forEach((_, k) => { writeFileSync(join(outDir, `member-${k + 1}.log`), sys.output(k)); });
   }
 
   const s = summarize(result.latencies, result.durationMs);
@@ -205,7 +216,11 @@ async function main(): Promise<void> {
     });
     out.push(`member ${k + 1} GCs: ${kinds.filter((x) => x !== "").join(", ")}`);
   }
+  out.push(`event-loop delays over 50 ms (UTC at the scrape that saw them; the member logs have the same clock): ${spikes.length === 0 ? "none" : ""}`);
+  for (const x of spikes) out.push(`  ${x}`);
   out.push(`member pids: ${pids.join(", ")}`);
+
+  out.push(`member logs: ${outDir}/member-N.log`);
 
   if (o.cpuProf) {
     for (const f of readdirSync(outDir).filter((x) => x.endsWith(".cpuprofile")).sort()) {

@@ -39,6 +39,13 @@ export function rssBytes(pid: number): number | null {
   }
 }
 
+/** What a profile adds to the members: environment, node flags, a chattier log. */
+export interface ConcordExtra {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly nodeFlags?: readonly string[];
+  readonly logLevel?: "warn" | "info";
+}
+
 export class ConcordSystem implements SystemCluster {
   readonly kind = "concord" as const;
   readonly label: string;
@@ -49,12 +56,13 @@ export class ConcordSystem implements SystemCluster {
     this.label = `Concord ${timing.electionMs}/${timing.heartbeatMs}`;
   }
 
-  static async create(timing: Timing, env: Readonly<Record<string, string>> = {}): Promise<ConcordSystem> {
+  static async create(timing: Timing, extra: ConcordExtra = {}): Promise<ConcordSystem> {
     const cluster = await LocalCluster.create({
       size: 3,
       namePrefix: "concord",
-      args: ["--election-timeout-ms", String(timing.electionMs), "--heartbeat-interval-ms", String(timing.heartbeatMs), "--log-level", "warn"],
-      env,
+      args: ["--election-timeout-ms", String(timing.electionMs), "--heartbeat-interval-ms", String(timing.heartbeatMs), "--log-level", extra.logLevel ?? "warn"],
+      env: extra.env ?? {},
+      nodeFlags: extra.nodeFlags ?? [],
     });
     return new ConcordSystem(cluster, timing);
   }
@@ -83,6 +91,11 @@ export class ConcordSystem implements SystemCluster {
 
   pid(index: number): number | null {
     return this.cluster.members[index]?.proc?.pid ?? null;
+  }
+
+  /** What a member printed (its log, and V8's traces when asked for). */
+  output(index: number): string {
+    return this.cluster.members[index]?.output ?? "";
   }
 
   async restartAfterKill(index: number): Promise<void> {

@@ -406,7 +406,6 @@ export class Raft {
     return this.isVoter() || this.confAt(this.log.committed).voters.includes(this.id);
   }
 
-  /** The configuration in force as of log index i (the newest at or below it that is known). */
   /**
    * The configuration in effect at log index `i` (the newest conf entry at or
    * below it). A snapshot at index i must carry this, not conf(): conf() may

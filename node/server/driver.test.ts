@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import type { ConfChange, ConfState, Message, Ready, Snapshot } from "../raft/index.ts";
 import { MemoryStorage, SeededRng, defaultRaftConfig, nodeId } from "../raft/index.ts";
 import type { Applier, Persistence } from "./driver.ts";
-import { RaftDriver } from "./driver.ts";
+import { RaftDriver, nextSnapshotIndex } from "./driver.ts";
 import type { Envelope } from "./envelope.ts";
 
 const leaderId = nodeId("a");
@@ -120,3 +120,47 @@ async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe("the snapshot schedule", () => {
+  test("snapshots come every count entries, at each member's own phase", () => {
+    const count = 100_000;
+    // Three members: the first snapshots are spread over the interval, then each comes count later.
+    const first = [0, 1, 2].map((rank) => nextSnapshotIndex(1, count, rank, 3));
+    expect(first).toEqual([100_000, 133_333, 66_666]);
+    for (const [rank, at] of first.entries()) expect(nextSnapshotIndex(at, count, rank, 3)).toBe(at + count);
+    // A member one snapshot behind (or ahead) stays on its phase.
+    expect(nextSnapshotIndex(133_400, count, 1, 3)).toBe(233_333);
+    // A single member snapshots every count entries from the start.
+    expect(nextSnapshotIndex(0, 10, 0, 1)).toBe(10);
+    expect(nextSnapshotIndex(10, 10, 0, 1)).toBe(20);
+  });
+
+  test("a snapshot is never less than half a count, nor more than one and a half counts, after the last one", () => {
+    for (const count of [1, 2, 3, 7, 50, 1000]) {
+      for (const members of [1, 2, 3, 5, 7]) {
+        for (let rank = 0; rank < members; rank++) {
+          for (let last = 0; last < 3 * count; last += Math.max(1, Math.floor(count / 7))) {
+            const next = nextSnapshotIndex(last, count, rank, members);
+            expect(next - last).toBeGreaterThanOrEqual(Math.ceil(count / 2));
+            expect(next - last).toBeLessThan(Math.ceil(count / 2) + count);
+            expect((next - Math.floor((rank * count) / members)) % count).toBe(0);
+          }
+        }
+      }
+    }
+  });
+
+  test("members of one cluster snapshot at different indexes", () => {
+    for (const members of [3, 5]) {
+      const at = Array.from({ length: members }, (_, rank) => nextSnapshotIndex(500, 10_000, rank, members));
+      expect(new Set(at.map((x) => x % 10_000)).size).toBe(members);
+    }
+  });
+
+  test("bad arguments are refused", () => {
+    expect(() => nextSnapshotIndex(0, 0, 0, 1)).toThrow(/count/);
+    expect(() => nextSnapshotIndex(0, 10, 3, 3)).toThrow(/rank/);
+    expect(() => nextSnapshotIndex(0, 10, -1, 3)).toThrow(/rank/);
+    expect(() => nextSnapshotIndex(0, 10, 0, 0)).toThrow(/rank/);
+  });
+});

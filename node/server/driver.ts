@@ -49,7 +49,8 @@ export interface DriverEvents {
   onProposalFailed?(error: DriverError): void;
   /** How long one Ready took to persist (WAL write and fsync, plus a snapshot file if any). */
   onPersist?(seconds: number): void;
-  onSnapshot?(seconds: number): void;
+  /** A snapshot at `index` (the applied index it captured) was saved, `seconds` after it started. */
+  onSnapshot?(seconds: number, index: number): void;
   /** A snapshot from the leader was installed. */
   onSnapshotInstalled?(index: number, term: number): void;
 }
@@ -110,6 +111,8 @@ export class RaftDriver {
   private pendingLeaderChange = false;
   private pendingReadRetry = false;
   private lastSnapshotIndex: number;
+  /** The applied index at which the next snapshot is due (nextSnapshotIndex), worked out after each snapshot. */
+  private snapshotDue: number;
   /** A background snapshot is being encoded or written (maybeSnapshot). */
   private snapshotting = false;
 
@@ -121,6 +124,13 @@ export class RaftDriver {
     this.epoch = epoch;
     this.raw = new RawNode(opts.raft, storage);
     this.lastSnapshotIndex = opts.storage.memory.snapshot().meta.index;
+    this.snapshotDue = this.dueAfter(this.lastSnapshotIndex);
+  }
+
+  /** When the snapshot after one at `index` is due, from this member's rank among the voters at `index`. */
+  private dueAfter(index: number): number {
+    const voters = [...this.raw.raft.confAt(Math.min(index, this.raw.raft.log.lastIndex())).voters].sort();
+    return nextSnapshotIndex(index, this.opts.snapshotCount, Math.max(0, voters.indexOf(this.id)), Math.max(1, voters.length));
   }
 
   setEvents(e: DriverEvents): void {
@@ -320,6 +330,7 @@ export class RaftDriver {
     if (rd.snapshot !== null) {
       this.applier.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
+      this.snapshotDue = this.dueAfter(this.lastSnapshotIndex);
       this.events.onSnapshotInstalled?.(rd.snapshot.meta.index, rd.snapshot.meta.term);
     }
     for (const e of rd.committedEntries) this.apply(e);
@@ -419,8 +430,8 @@ export class RaftDriver {
   }
 
   /**
-   * Starts a snapshot in the background once snapshotCount entries were
-   * applied since the last one. The state is captured at the applied index
+   * Starts a snapshot in the background when one is due (about every
+   * snapshotCount applied entries: nextSnapshotIndex). The state is captured at the applied index
    * at once and encoded in steps, so that the loop goes on persisting,
    * sending and applying (and heartbeats keep flowing) while a large store
    * is encoded and written.
@@ -428,7 +439,7 @@ export class RaftDriver {
   private maybeSnapshot(): void {
     if (this.snapshotting || this.stopped) return;
     const applied = this.applier.appliedIndex();
-    if (applied - this.lastSnapshotIndex < this.opts.snapshotCount) return;
+    if (applied < this.snapshotDue) return;
     this.snapshotting = true;
     const started = performance.now();
     // The configuration as of the snapshot's index: a newer appended change may
@@ -445,7 +456,8 @@ export class RaftDriver {
             return;
           }
           this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, applied);
-          this.events.onSnapshot?.((performance.now() - started) / 1000);
+          this.snapshotDue = this.dueAfter(this.lastSnapshotIndex);
+          this.events.onSnapshot?.((performance.now() - started) / 1000, applied);
         },
         (err: unknown) => {
           this.fatal(err);
@@ -503,4 +515,27 @@ export class RaftDriver {
   pendingProposals(): number {
     return this.waiters.size;
   }
+}
+
+/**
+ * The applied index at which a member snapshots next, after one at `last`:
+ * the first index at least half of `count` past it that falls on this
+ * member's phase, rank/members of the way through each `count` entries.
+ * So snapshots come every `count` entries once the schedule has settled
+ * (at most 1.5 x count apart, never closer than count/2), and the members
+ * of a cluster take theirs one after another instead of all at once: a
+ * snapshot rewrites the whole state, and members that share a machine or a
+ * disk (or a leader whose followers all slow down together) would pay for
+ * it at the same moment.
+ */
+export function nextSnapshotIndex(last: number, count: number, rank: number, members: number): number {
+  if (!Number.isSafeInteger(count) || count < 1) throw new Error(`snapshot count ${count} is not a positive integer`);
+  if (!Number.isSafeInteger(members) || members < 1 || !Number.isSafeInteger(rank) || rank < 0 || rank >= members) {
+    throw new Error(`rank ${rank} of ${members} members is out of range`);
+  }
+  const phase = Math.floor((rank * count) / members);
+  const earliest = last + Math.ceil(count / 2);
+  // The first i >= earliest with i ≡ phase (mod count).
+  const offset = (((phase - earliest) % count) + count) % count;
+  return earliest + offset;
 }

@@ -262,9 +262,9 @@ export class ConcordServer {
       onSnapshotInstalled: (index: number, term: number): void => {
         log.info({ index, term }, "installed a snapshot from the leader");
       },
-      onSnapshot: (seconds: number): void => {
+      onSnapshot: (seconds: number, index: number): void => {
         metrics.snapshotDuration.observe(seconds);
-        log.info({ index: state.appliedIndex(), term: driver.raw.raft.term, seconds }, "snapshot taken");
+        log.info({ index, appliedIndex: state.appliedIndex(), term: driver.raw.raft.term, seconds }, "snapshot taken");
       },
     };
     driver.setEvents(events);

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { nextSnapshotIndex } from "./driver.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
 import { startedCluster } from "./testing/client.ts";
@@ -34,13 +35,13 @@ afterAll(async () => {
   await cluster.destroy();
 });
 
-/** Writes n keys with some concurrency; returns the write with the highest revision. */
-async function writeKeys(prefix: string, n: number): Promise<PutResult> {
+/** Writes n keys with some concurrency (1: one after another); returns the write with the highest revision. */
+async function writeKeys(prefix: string, n: number, concurrency = 32): Promise<PutResult> {
   const leader = await cluster.waitLeader();
   let next = 0;
   const results: PutResult[] = [];
   await Promise.all(
-    Array.from({ length: 32 }, async () => {
+    Array.from({ length: concurrency }, async () => {
       for (let k = next++; k < n; k = next++) results.push(await putOk(leader, `${prefix}/${String(k).padStart(5, "0")}`, `value-${k}`));
     }),
   );
@@ -51,12 +52,25 @@ async function writeKeys(prefix: string, n: number): Promise<PutResult> {
 
 describe("snapshots", () => {
   test("the members take snapshots every --snapshot-count entries", async () => {
-    const last = await writeKeys("periodic", 120);
+    // One write at a time, so that the applied index passes every index and
+    // each member snapshots right at the index it is due at.
+    const last = await writeKeys("periodic", 120, 1);
     for (const m of cluster.members) {
       await readAt(m, last.key, last.revision);
       await eventually(`${m.name} to take a snapshot`, () => Promise.resolve(snapshotFiles(m).some((s) => s.index > 50) ? true : undefined));
       expect(logLines(m, "snapshot taken").length).toBeGreaterThan(0);
     }
+    // Each member snapshots at its own point of the interval, by its rank
+    // among the voters (nextSnapshotIndex), not all at one index: none
+    // snapshots before its own due index (from the bootstrap snapshot at 1).
+    const ids = await Promise.all(cluster.members.map((m) => memberId(cluster, m)));
+    const sorted = [...ids].sort();
+    const due = ids.map((id) => nextSnapshotIndex(1, 50, sorted.indexOf(id), ids.length));
+    expect(new Set(due).size).toBe(3);
+    cluster.members.forEach((m, k) => {
+      const first = Number(logLines(m, "snapshot taken")[0]?.["index"]);
+      expect(first).toBeGreaterThanOrEqual(due[k] ?? Infinity);
+    });
   });
 
   test("a follower behind the leader's compacted log catches up by snapshot", async () => {

@@ -71,12 +71,13 @@ export class Member {
     return this.proc !== null;
   }
 
-  start(args: readonly string[], env: Readonly<Record<string, string>> = {}): void {
+  start(args: readonly string[], env: Readonly<Record<string, string>> = {}, nodeFlags: readonly string[] = []): void {
     if (this.proc !== null) throw new Error(`${this.name} is already running`);
     const proc = spawn(
       process.execPath,
       [
         ...nodeRuntimeFlags,
+        ...nodeFlags,
         mainScript,
         "--name", this.name,
         "--data-dir", this.spec.dataDir,
@@ -93,7 +94,7 @@ export class Member {
     const collect = (chunk: Buffer): void => {
       this.output += chunk.toString("utf8");
       // Bound memory for long runs.
-      if (this.output.length > 4_000_000) this.output = this.output.slice(-2_000_000);
+      if (this.output.length > 16_000_000) this.output = this.output.slice(-8_000_000);
     };
     proc.stdout.on("data", collect);
     proc.stderr.on("data", collect);
@@ -137,6 +138,8 @@ export interface ClusterOptions {
   readonly proxied?: boolean;
   /** Extra environment for every member's process (e.g. NODE_OPTIONS for a profile). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra flags for every member's node (V8 flags such as --trace-gc, which NODE_OPTIONS refuses). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export interface Status {
@@ -158,6 +161,7 @@ export class LocalCluster {
   private readonly prefix: string;
   private readonly proxied: boolean;
   private readonly env: Readonly<Record<string, string>>;
+  private readonly nodeFlags: readonly string[];
 
   private constructor(dir: string, o: ClusterOptions) {
     this.dir = dir;
@@ -165,6 +169,7 @@ export class LocalCluster {
     this.prefix = o.namePrefix ?? "m";
     this.proxied = o.proxied ?? false;
     this.env = o.env ?? {};
+    this.nodeFlags = o.nodeFlags ?? [];
   }
 
   /** Creates the members' specs; call start() to run them. */
@@ -205,7 +210,7 @@ export class LocalCluster {
 
   /** Starts a member with the cluster's common flags (a restart ignores the bootstrap ones). */
   restart(m: Member, args: readonly string[] = ["--initial-cluster", this.initialCluster(), "--initial-cluster-state", "new"]): void {
-    m.start([...this.args, ...args], this.env);
+    m.start([...this.args, ...args], this.env, this.nodeFlags);
   }
 
   running(): Member[] {
