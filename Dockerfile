@@ -45,4 +45,4 @@ ENV CONCORD_DATA_DIR=/var/lib/concord
 # Member: client 8379, peer 2380. Operator: metrics and probes 8080.
 EXPOSE 8379 2380 8080
 # Node's flags are bin/runtime-flags.ts (a test keeps the two equal).
-ENTRYPOINT ["node", "--max-semi-space-size=32", "/app/bin/concord.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "/app/bin/concord.ts"]
