@@ -431,10 +431,10 @@ export class RaftDriver {
 
   /**
    * Starts a snapshot in the background when one is due (about every
-   * snapshotCount applied entries: nextSnapshotIndex). The state is captured at the applied index
-   * at once and encoded in steps, so that the loop goes on persisting,
-   * sending and applying (and heartbeats keep flowing) while a large store
-   * is encoded and written.
+   * snapshotCount applied entries: nextSnapshotIndex). The state is
+   * captured at the applied index at once and encoded in steps, so that the
+   * loop goes on persisting, sending and applying (and heartbeats keep
+   * flowing) while a large store is encoded and written.
    */
   private maybeSnapshot(): void {
     if (this.snapshotting || this.stopped) return;
