@@ -9,7 +9,7 @@
 //
 //   npm run bench:profile -- [--op put|getLinearizable|getSerializable]
 //       [--clients 64] [--seconds 20] [--to leader|all] [--cpu-prof] [--top 25]
-//       [--node-options '--max-semi-space-size=8']   (NODE_OPTIONS for the members)
+//       [--node-options '--max-old-space-size=4096']   (NODE_OPTIONS for the members)
 //       [--node-flags='--trace-gc']   (node/V8 flags on the members' command line)
 //       [--preload 100000]   (distinct keys loaded first, untimed)
 
@@ -109,9 +109,15 @@ const counters = {
   leaderChanges: "concord_server_leader_changes_seen_total",
 } as const;
 
-/** GC pauses longer than 100 ms so far (prom-client's GC histogram has a 0.1 s bucket). */
-function slowGcs(text: string): number {
-  return metricValue(text, "nodejs_gc_duration_seconds_count") - metricValue(text, "nodejs_gc_duration_seconds_bucket", { le: "0.1" });
+/**
+ * GCs between two scrapes (of one kind, or all): how many, how many paused
+ * over 100 ms (prom-client's GC histogram has a 0.1 s bucket), and their seconds.
+ */
+function gcDelta(before: string, after: string, kind?: string): { count: number; slow: number; seconds: number } {
+  const labels: Record<string, string> = kind === undefined ? {} : { kind };
+  const d = (name: string, extra: Record<string, string> = {}): number => metricValue(after, name, { ...labels, ...extra }) - metricValue(before, name, { ...labels, ...extra });
+  const count = d("nodejs_gc_duration_seconds_count");
+  return { count, slow: count - d("nodejs_gc_duration_seconds_bucket", { le: "0.1" }), seconds: d("nodejs_gc_duration_seconds_sum") };
 }
 
 async function main(): Promise<void> {
@@ -199,7 +205,7 @@ async function main(): Promise<void> {
         ((100 * delta.gcSeconds) / secs).toFixed(1).padStart(6),
         (1000 * delta.maxLagSeconds).toFixed(1).padStart(20),
         String(delta.leaderChanges).padStart(16),
-        String(slowGcs(a) - slowGcs(b)).padStart(14),
+        String(gcDelta(b, a).slow).padStart(14),
       ].join(""),
     );
   }
@@ -209,17 +215,14 @@ async function main(): Promise<void> {
     const b = before[k] ?? null;
     if (a === null || b === null) continue;
     const kinds = ["minor", "major", "incremental", "weakcb"].map((kind) => {
-      const n = metricValue(a, "nodejs_gc_duration_seconds_count", { kind }) - metricValue(b, "nodejs_gc_duration_seconds_count", { kind });
-      const slow = n - (metricValue(a, "nodejs_gc_duration_seconds_bucket", { kind, le: "0.1" }) - metricValue(b, "nodejs_gc_duration_seconds_bucket", { kind, le: "0.1" }));
-      const secs = metricValue(a, "nodejs_gc_duration_seconds_sum", { kind }) - metricValue(b, "nodejs_gc_duration_seconds_sum", { kind });
-      return n === 0 ? "" : `${kind} ${n} (${slow} over 100 ms, ${(1000 * secs).toFixed(0)} ms)`;
+      const g = gcDelta(b, a, kind);
+      return g.count === 0 ? "" : `${kind} ${g.count} (${g.slow} over 100 ms, ${(1000 * g.seconds).toFixed(0)} ms)`;
     });
     out.push(`member ${k + 1} GCs: ${kinds.filter((x) => x !== "").join(", ")}`);
   }
   out.push(`event-loop delays over 50 ms (UTC at the scrape that saw them; the member logs have the same clock): ${spikes.length === 0 ? "none" : ""}`);
   for (const x of spikes) out.push(`  ${x}`);
   out.push(`member pids: ${pids.join(", ")}`);
-
   out.push(`member logs: ${outDir}/member-N.log`);
 
   if (o.cpuProf) {

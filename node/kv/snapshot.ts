@@ -59,7 +59,11 @@ export interface SnapshotSink {
 }
 
 export function encodeSnapshot(s: SnapshotSource): Uint8Array {
-  const steps = encodeSnapshotSteps(s);
+  return runToEnd(encodeSnapshotSteps(s));
+}
+
+/** Runs work written as steps (a generator that yields between them) to its end at once. */
+export function runToEnd<T>(steps: Generator<void, T, void>): T {
   for (;;) {
     const r = steps.next();
     if (r.done === true) return r.value;

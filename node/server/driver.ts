@@ -129,7 +129,7 @@ export class RaftDriver {
 
   /** When the snapshot after one at `index` is due, from this member's rank among the voters at `index`. */
   private dueAfter(index: number): number {
-    const voters = [...this.raw.raft.confAt(Math.min(index, this.raw.raft.log.lastIndex())).voters].sort();
+    const voters = [...this.raw.raft.confAt(index).voters].sort();
     return nextSnapshotIndex(index, this.opts.snapshotCount, Math.max(0, voters.indexOf(this.id)), Math.max(1, voters.length));
   }
 

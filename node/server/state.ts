@@ -7,7 +7,7 @@ import type { ConfChange, ConfState, NodeId, Snapshot } from "../raft/index.ts";
 import type { DecodeError } from "../raft/codec.ts";
 import { Reader, Writer, decodeWith, isDecodeError } from "../raft/codec.ts";
 import type { ApplyResult, LeaseId } from "../kv/index.ts";
-import { KvStore, WatchHub, encodeSnapshotSteps } from "../kv/index.ts";
+import { KvStore, WatchHub, encodeSnapshotSteps, runToEnd } from "../kv/index.ts";
 import type { Applier } from "./driver.ts";
 import type { Envelope } from "./envelope.ts";
 
@@ -204,11 +204,7 @@ export class ConcordState implements Applier {
 
   /** The state's snapshot at once (snapshotSteps run to the end). */
   snapshotData(): Uint8Array {
-    const steps = this.snapshotSteps();
-    for (;;) {
-      const r = steps.next();
-      if (r.done === true) return r.value;
-    }
+    return runToEnd(this.snapshotSteps());
   }
 
   /**
