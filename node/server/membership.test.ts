@@ -128,9 +128,14 @@ describe("membership changes", () => {
     await promoteVoter(leader, id5);
     await cluster.waitLeader();
 
-    const table = await members(m5);
-    expect(table).toHaveLength(5);
-    expect(table.every((r) => r.voter)).toBe(true);
+    // The member list is served from each member's applied state: the
+    // promotion is applied on the leader when it answers, and on m5 once the
+    // next append or heartbeat carries the new commit index.
+    const table = await eventually("m5 to apply its promotion", async () => {
+      const t = await members(m5);
+      return t.length === 5 && t.every((r) => r.voter) ? t : undefined;
+    });
+    expect(table.map((r) => r.id)).toContain(id5);
     // Every member publishes its client URL.
     await eventually("client URLs of every member", async () => ((await members(leader)).every((r) => r.clientUrls.length === 1) ? true : undefined));
 
