@@ -1,7 +1,7 @@
 // The write-ahead log: round trips, suffix overwrites, segment rotation and
 // release, torn-tail repair and corruption detection, on real files.
 
-import { existsSync } from "node:fs";
+import { constants as fsConstants, existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { describe, expect, test } from "vitest";
@@ -9,7 +9,7 @@ import type { Entry, HardState } from "../raft/types.ts";
 import { nodeId } from "../raft/types.ts";
 import { confEnt, ent, ents, fileSize, flipByte, recordingLogger, tempDir } from "./testing/fixtures.ts";
 import type { WalOpenResult, WalOptions } from "./wal.ts";
-import { Wal } from "./wal.ts";
+import { Wal, walWritesAreSynchronous } from "./wal.ts";
 
 type Opened = Extract<WalOpenResult, { ok: true }>;
 
@@ -102,6 +102,57 @@ describe("save and replay", () => {
     await saveOk(a.wal, null, ents(4, 4, 1));
     await a.wal.close();
     expect((await open({ dir })).entries).toEqual(ents(1, 4, 1));
+  });
+});
+
+/**
+ * The flags of every descriptor this process holds open on `file`, from
+ * /proc/self/fdinfo (Linux): how the WAL opened its segment.
+ */
+async function openFlags(file: string): Promise<number[]> {
+  const flags: number[] = [];
+  for (const fd of await fs.readdir("/proc/self/fd")) {
+    let target: string;
+    try {
+      target = await fs.readlink(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (target !== file) continue;
+    const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, "utf8");
+    const m = /^flags:\s+([0-7]+)$/m.exec(info);
+    if (m?.[1] !== undefined) flags.push(Number.parseInt(m[1], 8));
+  }
+  return flags;
+}
+
+describe("durable writes", () => {
+  // On Linux each append is one write on a descriptor opened with O_DSYNC,
+  // durable when it returns, instead of a write and then an fdatasync.
+  test.skipIf(!existsSync("/proc/self/fdinfo"))("the segment being appended is open with O_DSYNC: new, reopened, and after rotation", async () => {
+    expect(walWritesAreSynchronous).toBe(true);
+    const dsync = fsConstants.O_DSYNC;
+    expect(dsync).toBeGreaterThan(0);
+    const dir = await tempDir();
+    const fsyncs: number[] = [];
+    const a = await open({ dir, segmentBytes: 400, onFsync: (s) => fsyncs.push(s) });
+    const current = (w: Wal): string => w.segmentFiles().at(-1) ?? "";
+    const check = async (w: Wal): Promise<void> => {
+      const flags = await openFlags(current(w));
+      expect(flags).toHaveLength(1);
+      expect((flags[0] ?? 0) & dsync).toBe(dsync);
+    };
+    await check(a.wal);
+    for (let k = 0; k < 12; k++) await saveOk(a.wal, hs(1, k * 3), ents(k * 3 + 1, k * 3 + 3, 1));
+    expect(a.wal.segmentFiles().length).toBeGreaterThan(1);
+    await check(a.wal);
+    // Still one duration per save for the fsync histogram.
+    expect(fsyncs).toHaveLength(12);
+    await a.wal.close();
+    const b = await open({ dir, segmentBytes: 400 });
+    await check(b.wal);
+    await b.wal.close();
+    expect(await openFlags(current(b.wal))).toEqual([]);
   });
 });
 

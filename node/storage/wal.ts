@@ -1,7 +1,15 @@
 // The write-ahead log: hard states, entries and snapshot markers, appended to
-// segment files in <dataDir>/wal/. One save() is one write and one fdatasync
-// (group commit), run through fs.promises so that the disk never blocks the
-// event loop. Saves run one at a time, in call order.
+// segment files in <dataDir>/wal/. One save() is one durable write (group
+// commit), run through fs.promises so that the disk never blocks the event
+// loop. Saves run one at a time, in call order.
+//
+// Where the platform has O_DSYNC (Linux, macOS), the segment being appended
+// is opened with it: each write returns once its data, and the metadata
+// needed to read it back, are on disk, as write + fdatasync would, in one
+// system call and one trip through libuv's thread pool instead of two. On 2
+// busy cores every trip waits for a thread to be scheduled and for the event
+// loop to pick up its completion, which is most of a save's time at one
+// client. Elsewhere a save is write, then fdatasync.
 //
 // Every segment starts with a header and, after the first, with the hard
 // state and newest snapshot marker as of its creation, so that any suffix of
@@ -9,6 +17,7 @@
 // delete old segments.
 
 import type { FileHandle } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -27,12 +36,23 @@ import { parseSegmentName, readSegment, segmentFileName } from "./segment.ts";
 
 export const defaultSegmentBytes = 64 * 1024 * 1024;
 
+// Node's types list every constant, but a platform without O_DSYNC (Windows) leaves it out.
+const oDsync: number | undefined = (fsConstants as Partial<typeof fsConstants>).O_DSYNC;
+/** Flags for the segment being appended: read-write, with synchronized data writes where the platform has them. */
+const appendFlags: number = fsConstants.O_RDWR | (oDsync ?? 0);
+/** Whether a write through an append handle is durable when it returns (else it needs an fdatasync). */
+export const walWritesAreSynchronous: boolean = oDsync !== undefined;
+
+function openForAppend(file: string): Promise<FileHandle> {
+  return fs.open(file, appendFlags);
+}
+
 export interface WalOptions {
   readonly dir: string;
   /** A segment is closed and a new one started once it exceeds this size. */
   readonly segmentBytes?: number;
   readonly logger?: StorageLogger;
-  /** Called with the duration of every fdatasync of the log, in seconds. */
+  /** Called with the duration of every durable write of the log (the O_DSYNC write, or write and fdatasync), in seconds. */
   readonly onFsync?: (seconds: number) => void;
   /**
    * Whether a usable snapshot exists for a marker. Markers are offered newest
@@ -158,7 +178,7 @@ export class Wal {
       const first: Segment = { seq: 1, firstIndex: 1, file: path.join(dir, segmentFileName({ seq: 1, firstIndex: 1 })) };
       const created = await attempt("create", first.file, () => createSegment(first, emptyHardState, null));
       if (isIoError(created)) return fail(created);
-      const handle = await attempt("open", first.file, () => fs.open(first.file, "r+"));
+      const handle = await attempt("open", first.file, () => openForAppend(first.file));
       if (isIoError(handle)) return fail(handle);
       logger.info({ dir, file: first.file }, "wal: created a new log");
       const wal = new Wal(opts, { segments: [first], handle, size: created, hardState: emptyHardState, lastIndex: 0, newestMarker: null });
@@ -224,7 +244,7 @@ export class Wal {
 
     const last = segments[segments.length - 1];
     if (last === undefined) throw new Error("wal invariant: no segments");
-    const handle = await attempt("open", last.file, () => fs.open(last.file, "r+"));
+    const handle = await attempt("open", last.file, () => openForAppend(last.file));
     if (isIoError(handle)) return fail(handle);
     const wal = new Wal(opts, {
       segments,
@@ -346,11 +366,13 @@ export class Wal {
 
   private async write(batch: Uint8Array): Promise<WalResult> {
     const file = this.current().file;
+    const t0 = performance.now();
     const wrote = await attempt("write", file, () => writeAll(this.handle, batch, this.size));
     if (isIoError(wrote)) return this.poison(wrote);
-    const t0 = performance.now();
-    const synced = await attempt("fdatasync", file, () => this.handle.datasync());
-    if (isIoError(synced)) return this.poison(synced);
+    if (!walWritesAreSynchronous) {
+      const synced = await attempt("fdatasync", file, () => this.handle.datasync());
+      if (isIoError(synced)) return this.poison(synced);
+    }
     this.onFsync((performance.now() - t0) / 1000);
     this.size += batch.byteLength;
     return ok;
@@ -363,7 +385,7 @@ export class Wal {
     const seg: Segment = { ...next, file: path.join(this.dir, segmentFileName(next)) };
     const size = await attempt("create", seg.file, () => createSegment(seg, this.hardState, this.newestMarker));
     if (isIoError(size)) return this.poison(size);
-    const handle = await attempt("open", seg.file, () => fs.open(seg.file, "r+"));
+    const handle = await attempt("open", seg.file, () => openForAppend(seg.file));
     if (isIoError(handle)) return this.poison(handle);
     const closed = await attempt("close", prev.file, () => this.handle.close());
     this.handle = handle;
