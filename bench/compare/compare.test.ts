@@ -1,10 +1,11 @@
 // The pure parts of the side-by-side benchmark: percentiles, the ratio table and
 // the command line. Nothing here is timed.
 
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parsePlan } from "./args.ts";
 import { keyOf, keyBytes } from "./jobs.ts";
-import { cells, combine, formatTable, median, percentile, ratio, summarize } from "./stats.ts";
+import { cells, combine, cpuPerOp, cpuSecondsFromStat, formatTable, median, percentile, ratio, summarize } from "./stats.ts";
 
 describe("percentile", () => {
   it("is nearest-rank on sorted samples", () => {
@@ -90,5 +91,34 @@ describe("keys", () => {
   it("are 8 bytes", () => {
     expect(keyOf(0)).toBe("k0000000");
     expect(keyOf(99_999)).toHaveLength(keyBytes);
+  });
+});
+
+describe("CPU per operation", () => {
+  it("reads utime and stime after the command name, which may hold spaces and parentheses", () => {
+    const fields = Array.from({ length: 50 }, (_, k) => String(k + 3));
+    fields[11] = "250"; // utime, field 14
+    fields[12] = "75"; // stime, field 15
+    expect(cpuSecondsFromStat(`4242 (node (a) b) ${fields.join(" ")}\n`)).toBeCloseTo(3.25, 10);
+    expect(cpuSecondsFromStat("4242 (node) R 1 2")).toBeNull();
+    expect(cpuSecondsFromStat("no name here")).toBeNull();
+  });
+
+  it.skipIf(!existsSync("/proc/self/stat"))("agrees with this process's own CPU accounting", () => {
+    let x = 0;
+    const until = process.cpuUsage().user + 200_000;
+    while (process.cpuUsage().user < until) x += Math.sqrt(x + 1);
+    expect(x).toBeGreaterThan(0);
+    const fromProc = cpuSecondsFromStat(readFileSync("/proc/self/stat", "utf8"));
+    const u = process.cpuUsage();
+    expect(fromProc).not.toBeNull();
+    // Clock ticks are 10 ms; allow a few of them.
+    expect(Math.abs((fromProc ?? 0) - (u.user + u.system) / 1e6)).toBeLessThan(0.05);
+  });
+
+  it("is the members' total, the busiest member and the load generator, in µs per op", () => {
+    expect(cpuPerOp({ members: [1, 3, 2], loadgen: 0.5 }, 1_000_000)).toEqual({ p50: 6, p99: 3, rate: 0.5 });
+    expect(cpuPerOp({ members: [1, null, 2], loadgen: 0.5 }, 1000)).toEqual({ p50: null, p99: null, rate: null });
+    expect(cpuPerOp({ members: [1, 1, 1], loadgen: 0.5 }, 0)).toEqual({ p50: null, p99: null, rate: null });
   });
 });

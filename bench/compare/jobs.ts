@@ -1,6 +1,8 @@
 // What the orchestrator (main.ts) asks of the load generator (loadgen.ts) over
 // IPC, and what comes back. Both sides import only these types.
 
+import type { CpuUse } from "./stats.ts";
+
 export type SystemKind = "concord" | "etcd";
 
 /** 8-byte keys and 256-byte values, as in etcd's published benchmark. */
@@ -20,6 +22,8 @@ export type Job =
       readonly durationMs: number;
       /** Client c talks to endpoints[c % endpoints.length]. */
       readonly endpoints: readonly string[];
+      /** The members' processes, whose CPU the timed part measures (from /proc; empty: none). */
+      readonly cpuPids: readonly number[];
     }
   | { readonly type: "load"; readonly system: SystemKind; readonly keys: number; readonly clients: number; readonly endpoints: readonly string[] }
   | {
@@ -49,6 +53,8 @@ export interface ThroughputResult {
   readonly failed: number;
   readonly durationMs: number;
   readonly firstError: string | null;
+  /** CPU seconds over the timed part: per member (the job's cpuPids) and the load generator's own. */
+  readonly cpu: CpuUse;
 }
 
 export interface LoadResult {

@@ -5,7 +5,9 @@
 
 import { connect } from "./clients.ts";
 import type { KvClient } from "./clients.ts";
+import { readFileSync } from "node:fs";
 import { keyOf, valueBytes } from "./jobs.ts";
+import { cpuSecondsFromStat } from "./stats.ts";
 import type { FailoverResult, FromLoadgen, Job, JobResult, LoadResult, SystemKind, ThroughputResult, ToLoadgen, WatchResult } from "./jobs.ts";
 
 const requestTimeoutMs = 10_000;
@@ -15,6 +17,14 @@ const value = Buffer.alloc(valueBytes, 0x61);
 /** One client object per endpoint, sized for the clients that share it. */
 function clientsFor(system: SystemKind, endpoints: readonly string[], clients: number): KvClient[] {
   return endpoints.map((e) => connect(system, e, Math.max(1, Math.ceil(clients / endpoints.length))));
+}
+
+function processCpuSeconds(pid: number): number | null {
+  try {
+    return cpuSecondsFromStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return null;
+  }
 }
 
 function pick<T>(xs: readonly T[], k: number): T {
@@ -59,9 +69,18 @@ async function throughput(job: Extract<Job, { type: "throughput" }>): Promise<Th
     // The same load, untimed, first: connections open, and each system's
     // caches (and Node's JIT, on both client and Concord) warm up.
     if (job.warmupMs > 0) await drive(performance.now() + job.warmupMs, false);
+    const membersBefore = job.cpuPids.map(processCpuSeconds);
+    const selfBefore = process.cpuUsage();
     const start = performance.now();
     await drive(start + job.durationMs, true);
-    return { type: "throughput", latencies, failed, durationMs: performance.now() - start, firstError };
+    const durationMs = performance.now() - start;
+    const self = process.cpuUsage(selfBefore);
+    const members = job.cpuPids.map((pid, k) => {
+      const a = processCpuSeconds(pid);
+      const b = membersBefore[k] ?? null;
+      return a === null || b === null ? null : a - b;
+    });
+    return { type: "throughput", latencies, failed, durationMs, firstError, cpu: { members, loadgen: (self.user + self.system) / 1e6 } };
   } finally {
     for (const kv of kvs) kv.close();
   }

@@ -17,7 +17,7 @@ import type { Plan } from "./args.ts";
 import type { Op } from "./jobs.ts";
 import { Loadgen } from "./loadgen-client.ts";
 import { machineInfo, versions } from "./machine.ts";
-import { combine, formatTable, median, summarize } from "./stats.ts";
+import { combine, cpuPerOp, formatTable, median, summarize } from "./stats.ts";
 import type { Metrics, Row } from "./stats.ts";
 import { ConcordSystem, EtcdSystem, rssBytes } from "./systems.ts";
 import type { SystemCluster, Timing } from "./systems.ts";
@@ -42,6 +42,25 @@ function record(samples: Samples, workload: string, system: string, m: Metrics):
 }
 
 const opNames: Record<Op, string> = { put: "put", getLinearizable: "get linearizable", getSerializable: "get serializable" };
+
+/**
+ * The CPU row of a throughput workload (writes to the leader and
+ * linearizable reads): see cpuNote for what its columns hold.
+ */
+function cpuLabel(workload: string): string {
+  return `CPU µs/op: ${workload}`;
+}
+
+const cpuNote = "CPU µs/op rows: CPU time per operation over the timed part, in µs: p50 column = the 3 members' processes together, p99 column = the busiest member, ops/s column = the load generator (from /proc/<pid>/stat, all threads).";
+
+function hasCpuRow(w: { op: Op; toLeader: boolean }): boolean {
+  return (w.op === "put" && w.toLeader) || w.op === "getLinearizable";
+}
+
+/** The members' process ids, for CPU accounting. */
+function memberPids(sys: SystemCluster): number[] {
+  return sys.endpoints.map((_, k) => sys.pid(k)).filter((p): p is number => p !== null);
+}
 
 function matrix(plan: Plan): { label: string; op: Op; clients: number; toLeader: boolean }[] {
   const out: { label: string; op: Op; clients: number; toLeader: boolean }[] = [];
@@ -71,9 +90,10 @@ async function throughputRun(ctx: Context, sys: SystemCluster): Promise<void> {
   for (const w of matrix(ctx.plan)) {
     const leader = await leaderIndex(sys);
     const endpoints = w.toLeader ? [sys.endpoints[leader] ?? ""] : sys.endpoints;
-    const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: w.op, clients: w.clients, warmupMs: ctx.plan.warmupMs, durationMs: ctx.plan.seconds * 1000, endpoints });
+    const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: w.op, clients: w.clients, warmupMs: ctx.plan.warmupMs, durationMs: ctx.plan.seconds * 1000, endpoints, cpuPids: memberPids(sys) });
     if (r.failed > 0) ctx.errors.push(`${sys.label} ${w.label}: ${r.failed} failed (${r.firstError ?? ""})`);
     record(ctx.samples, w.label, sys.label, summarize(r.latencies, r.durationMs));
+    if (hasCpuRow(w)) record(ctx.samples, cpuLabel(w.label), sys.label, cpuPerOp(r.cpu, r.latencies.length));
     log(`${sys.label} ${w.label}: ${Math.round((r.latencies.length * 1000) / r.durationMs)} ops/s`);
   }
 }
@@ -116,12 +136,13 @@ async function stabilityRun(ctx: Context, sys: SystemCluster, latencyLabel: stri
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
-  const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: "put", clients: 64, warmupMs: ctx.plan.warmupMs, durationMs: ctx.plan.stabilitySeconds * 1000, endpoints: [sys.endpoints[leader] ?? ""] });
+  const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: "put", clients: 64, warmupMs: ctx.plan.warmupMs, durationMs: ctx.plan.stabilitySeconds * 1000, endpoints: [sys.endpoints[leader] ?? ""], cpuPids: memberPids(sys) });
   polling = false;
   await poller;
   const termDelta = lastTerm - (first?.term ?? 0);
   if (r.failed > 0) ctx.errors.push(`${sys.label} stability: ${r.failed} writes failed (${r.firstError ?? ""})`);
   record(ctx.samples, latencyLabel, sys.label, summarize(r.latencies, r.durationMs));
+  record(ctx.samples, cpuLabel(latencyLabel), sys.label, cpuPerOp(r.cpu, r.latencies.length));
   record(ctx.samples, changesLabel, sys.label, { p50: null, p99: null, rate: changes });
   log(`${sys.label} stability: ${changes} leader changes, term +${termDelta}, ${r.failed} failed writes`);
 }
@@ -223,6 +244,7 @@ async function main(): Promise<void> {
     rows.push({ label: defaultsFailover, concord: cell(labels.failover, concordLabel), etcd: cell(defaultsFailover, etcdDefaultLabel) });
     if (!plan.quick) rows.push({ label: defaultsChanges, concord: cell(labels.changes, concordLabel), etcd: cell(defaultsChanges, etcdDefaultLabel) });
   }
+  for (const l of [...matrix(plan).filter(hasCpuRow).map((w) => w.label), labels.stability].map(cpuLabel)) rows.push({ label: l, concord: cell(l, concordLabel), etcd: cell(l, etcdLabel) });
   const table = formatTable(rows);
   const elapsed = (Date.now() - started) / 1000;
   const header = [
@@ -231,14 +253,14 @@ async function main(): Promise<void> {
     `machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.kernel}; data on ${machine.dataFilesystem}`,
     `versions: Node ${vers.node}, etcd ${vers.etcd} (client etcd3 ${vers.etcd3Client}), Concord ${vers.concordSha}`,
   ];
-  process.stdout.write(`${header.join("\n")}\n\n${table}\n`);
+  process.stdout.write(`${header.join("\n")}\n\n${table}\n\n${cpuNote}\n`);
   if (ctx.errors.length > 0) process.stdout.write(`\nerrors and failed operations:\n${ctx.errors.map((e) => `- ${e}`).join("\n")}\n`);
 
   const date = new Date().toISOString().replace(/[:]/g, "-").slice(0, 19);
   const out = plan.out ?? join(here, "..", "results", `compare-${date}.json`);
   mkdirSync(dirname(out), { recursive: true });
   const raw = Object.fromEntries([...ctx.samples].map(([w, bySys]) => [w, Object.fromEntries(bySys)]));
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds: elapsed, plan, machine, versions: vers, rows, table, raw, errors: ctx.errors }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds: elapsed, plan, machine, versions: vers, rows, table, cpuNote, raw, errors: ctx.errors }, null, 2)}\n`);
   process.stdout.write(`\nwrote ${out}\n`);
 }
 

@@ -80,3 +80,41 @@ export function formatTable(rows: readonly Row[]): string {
   const rule = `|${widths.map((w, k) => (k === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [line(headers), rule, ...body.map(line)].join("\n");
 }
+
+/** Linux reports process times in clock ticks of 1/100 s (USER_HZ) in /proc/<pid>/stat. */
+export const ticksPerSecond = 100;
+
+/**
+ * User plus system CPU of a process, all threads, in seconds, from the text of
+ * /proc/<pid>/stat; null if it does not parse. The command name (field 2) may
+ * hold spaces and parentheses, so the fields are counted after its last ')'.
+ */
+export function cpuSecondsFromStat(text: string): number | null {
+  const end = text.lastIndexOf(")");
+  if (end < 0) return null;
+  const fields = text.slice(end + 2).trim().split(/\s+/);
+  // After the name: state (field 3), ..., utime (field 14), stime (field 15).
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (fields.length < 13 || !Number.isInteger(utime) || !Number.isInteger(stime)) return null;
+  return (utime + stime) / ticksPerSecond;
+}
+
+/** CPU used during a timed run: each member's process, and the load generator's own. */
+export interface CpuUse {
+  /** Seconds per member, in the order of the job's pids; null where a process could not be read. */
+  readonly members: readonly (number | null)[];
+  readonly loadgen: number;
+}
+
+/**
+ * CPU per operation in microseconds, as a table cell: p50 holds the members'
+ * total, p99 the busiest member, rate the load generator. Null without
+ * operations or without every member's figure.
+ */
+export function cpuPerOp(cpu: CpuUse, ops: number): Metrics {
+  const members = cpu.members.filter((x): x is number => x !== null);
+  if (ops <= 0 || members.length !== cpu.members.length || members.length === 0) return { p50: null, p99: null, rate: null };
+  const us = (seconds: number): number => (seconds * 1e6) / ops;
+  return { p50: us(members.reduce((a, b) => a + b, 0)), p99: us(Math.max(...members)), rate: us(cpu.loadgen) };
+}
