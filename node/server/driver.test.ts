@@ -89,6 +89,7 @@ describe("the driver", () => {
       send: (ms) => {
         for (const m of ms) sent.push({ at: performance.now(), m });
       },
+      flush: () => undefined,
     });
     d.start();
     d.raw.campaign();
@@ -110,6 +111,68 @@ describe("the driver", () => {
     const during = sent.filter((s) => s.m.type === "heartbeat" && s.at > slow.start + 50 && s.at < slow.end - 50);
     // A heartbeat every 10 ms: many while the 400 ms write is in flight, not one after it.
     expect(during.length).toBeGreaterThan(10);
+  });
+});
+
+describe("the driver's order of work", () => {
+  test("a Ready's messages are written to the peers before its entries are applied", async () => {
+    const disk = new SlowDisk();
+    disk.memory.bootstrap([leaderId], new Uint8Array(0));
+    const journal: string[] = [];
+    class JournalApplier extends CountingApplier {
+      override applyEnvelope(index: number, env: Envelope): unknown {
+        journal.push(`apply ${index}`);
+        return super.applyEnvelope(index, env);
+      }
+    }
+    const d = new RaftDriver(
+      {
+        raft: { ...defaultRaftConfig(leaderId, new SeededRng(7)), electionTick: 10, heartbeatTick: 1 },
+        storage: disk,
+        tickMs: 10,
+        snapshotCount: 1_000_000,
+        requestTimeoutMs: 10_000,
+      },
+      disk.memory,
+      new JournalApplier(),
+      {},
+      "test",
+    );
+    driver = d;
+    d.setTransport({
+      send: (ms) => {
+        for (const m of ms) {
+          if (m.type !== "app") continue;
+          journal.push(`send app commit ${m.commit}`);
+          // The learner takes every append, so that it stays in step and each commit sends it one.
+          const index = m.entries.at(-1)?.index ?? m.prevIndex;
+          setImmediate(() => {
+            d.receive({ type: "appResp", from: learnerId, to: leaderId, term: m.term, index, reject: false, rejectHint: 0, logTerm: 0 });
+          });
+        }
+      },
+      flush: () => {
+        journal.push("flush");
+      },
+    });
+    d.start();
+    d.raw.campaign();
+    d.kick();
+    await waitFor(() => d.raw.raft.role === "leader");
+    await waitFor(() => d.raw.raft.log.committed >= 2);
+    // A learner, so that every commit has an append (carrying it) to send.
+    expect(d.proposeConfChange({ type: "addLearner", node: learnerId }).ok).toBe(true);
+    await waitFor(() => d.raw.raft.log.committed >= 3);
+    const out = await d.propose("kv", new Uint8Array([1]));
+    expect(out.ok).toBe(true);
+    const at = journal.findIndex((j) => j.startsWith("apply "));
+    expect(at).toBeGreaterThan(0);
+    const index = Number(journal[at]?.slice(6));
+    const before = journal.slice(0, at);
+    // The append that tells the learner about this commit was queued and then flushed, both before the apply.
+    const sentAt = before.lastIndexOf(`send app commit ${index}`);
+    expect(sentAt, journal.join("\n")).toBeGreaterThanOrEqual(0);
+    expect(before.slice(sentAt + 1), journal.join("\n")).toContain("flush");
   });
 });
 

@@ -23,6 +23,8 @@ export interface Persistence {
 /** What the driver needs from the peer transport. */
 export interface PeerSender {
   send(messages: readonly Message[]): void;
+  /** Writes what send() queued now rather than at the end of the event-loop turn. */
+  flush(): void;
 }
 
 /** The replicated state machine. */
@@ -327,6 +329,10 @@ export class RaftDriver {
   private afterPersist(rd: Ready): void {
     if (this.stopped) return;
     this.transport?.send(rd.messages);
+    // Out before applying: the followers learn the new commit index (and the
+    // leader a follower's acknowledgement) while this member applies,
+    // answers its clients and feeds its watchers.
+    this.transport?.flush();
     if (rd.snapshot !== null) {
       this.applier.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;

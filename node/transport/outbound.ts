@@ -201,11 +201,18 @@ export class PeerStream {
     // One write per event-loop turn: everything queued until the check phase
     // goes out together.
     if (this.flushHandle === null && this.state === "connected" && !this.blocked) {
-      this.flushHandle = setImmediate(this.flush);
+      this.flushHandle = setImmediate(this.write);
     }
   }
 
-  private readonly flush = (): void => {
+  /** Writes the queued frames now (see Transport.flush). */
+  flush(): void {
+    if (this.flushHandle === null) return;
+    clearImmediate(this.flushHandle);
+    this.write();
+  }
+
+  private readonly write = (): void => {
     this.flushHandle = null;
     const socket = this.socket;
     if (socket === null || this.state !== "connected" || this.blocked || this.queue.length === 0) return;
@@ -245,7 +252,7 @@ export class PeerStream {
     socket.on("drain", () => {
       if (socket !== this.socket) return;
       this.blocked = false;
-      this.flush();
+      this.write();
     });
     socket.on("error", (err: Error) => {
       if (socket === this.socket) this.teardown(err.message, true);

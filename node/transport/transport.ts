@@ -266,8 +266,9 @@ export class Transport {
 
   /**
    * Queues messages for their peers and returns at once. Messages to one peer
-   * are written together once per event-loop turn. Snapshots go over a
-   * connection of their own; their outcome arrives via onSnapshotStatus.
+   * are written together once per event-loop turn, or at flush(). Snapshots
+   * go over a connection of their own; their outcome arrives via
+   * onSnapshotStatus.
    */
   send(messages: readonly Message[]): void {
     for (const m of messages) {
@@ -286,6 +287,11 @@ export class Transport {
       if (m.type === "snap") this.sendSnapshot(peer, frame);
       else peer.stream.send(frame);
     }
+  }
+
+  /** Writes what is queued for every peer now, instead of at the end of this event-loop turn. */
+  flush(): void {
+    for (const p of this.peers.values()) p.stream.flush();
   }
 
   /** Adds a peer, or points an existing one at a new URL. Adding self is ignored. */
