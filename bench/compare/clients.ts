@@ -12,8 +12,13 @@ export type Outcome = { readonly ok: true } | { readonly ok: false; readonly err
 export interface KvClient {
   put(key: string, value: Buffer, timeoutMs: number): Promise<Outcome>;
   get(key: string, serializable: boolean, timeoutMs: number): Promise<Outcome>;
-  /** Calls onValue with each put value of key; resolves once the watch is established. */
-  watch(key: string, onValue: (value: Buffer) => void): Promise<void>;
+  /**
+   * Starts `count` watchers of key, all on this client's one watch stream
+   * (as an etcd client multiplexes its watchers), and calls onValue with the
+   * put value for every watcher's every event; resolves once they are
+   * established.
+   */
+  watch(key: string, count: number, onValue: (value: Buffer) => void): Promise<void>;
   close(): void;
 }
 
@@ -70,10 +75,12 @@ class ConcordClient implements KvClient {
     return this.call("GET", `/v1/kv/${key}${serializable ? "?consistency=serializable" : ""}`, null, timeoutMs);
   }
 
-  watch(key: string, onValue: (value: Buffer) => void): Promise<void> {
-    // Each SSE stream needs its own connection, outside the request pool.
+  watch(key: string, count: number, onValue: (value: Buffer) => void): Promise<void> {
+    // One multiplexed stream (POST /v1/watch) on a connection of its own, outside the request pool.
+    const body = JSON.stringify({ watches: Array.from({ length: count }, () => ({ key })) });
     return new Promise((resolve, reject) => {
-      const req = request(new URL(`/v1/watch?key=${key}`, this.endpoint), { headers: { Accept: "text/event-stream" }, agent: false }, (res) => {
+      const headers = { Accept: "text/event-stream", "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) };
+      const req = request(new URL("/v1/watch", this.endpoint), { method: "POST", headers, agent: false }, (res) => {
         if (res.statusCode !== 200) {
           reject(new Error(`watch: HTTP ${res.statusCode ?? 0}`));
           res.resume();
@@ -98,7 +105,7 @@ class ConcordClient implements KvClient {
       });
       req.on("error", reject);
       this.watches.push(() => req.destroy());
-      req.end();
+      req.end(body);
     });
   }
 
@@ -134,11 +141,16 @@ class EtcdClient implements KvClient {
     return this.attempt(() => this.client.get(key).serializable(serializable).options({ deadline: Date.now() + timeoutMs }).exec());
   }
 
-  async watch(key: string, onValue: (value: Buffer) => void): Promise<void> {
-    const w = await this.client.watch().key(key).create();
-    w.on("put", (kv) => {
-      onValue(kv.value);
-    });
+  async watch(key: string, count: number, onValue: (value: Buffer) => void): Promise<void> {
+    // etcd3 puts every watcher of one client on that client's single watch stream.
+    await Promise.all(
+      Array.from({ length: count }, async () => {
+        const w = await this.client.watch().key(key).create();
+        w.on("put", (kv) => {
+          onValue(kv.value);
+        });
+      }),
+    );
   }
 
   close(): void {

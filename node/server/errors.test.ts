@@ -128,6 +128,14 @@ const badBodies: Case[] = [
   { what: "member: no peer URLs", method: "POST", path: "/v1/cluster/members", body: txn({ name: "ok", peerUrls: [] }), status: 400, code: "InvalidRequest" },
   { what: "member: not a learner", method: "POST", path: "/v1/cluster/members", body: txn({ name: "ok", peerUrls: ["http://127.0.0.1:1"], learner: false }), status: 400, code: "InvalidRequest" },
   { what: "transfer: bad target", method: "POST", path: "/v1/cluster/leader/transfer", body: txn({ to: 5 }), status: 400, code: "InvalidRequest" },
+  { what: "watches: not JSON", method: "POST", path: "/v1/watch", body: "{", status: 400, code: "InvalidJson" },
+  { what: "watches: none", method: "POST", path: "/v1/watch", body: txn({ watches: [] }), status: 400, code: "InvalidRequest" },
+  { what: "watches: no key", method: "POST", path: "/v1/watch", body: txn({ watches: [{ prefix: true }] }), status: 400, code: "InvalidRequest" },
+  { what: "watches: unknown field", method: "POST", path: "/v1/watch", body: txn({ watches: [{ key: "a", rev: 3 }] }), status: 400, code: "InvalidRequest" },
+  { what: "watches: fromRevision 0", method: "POST", path: "/v1/watch", body: txn({ watches: [{ key: "a", fromRevision: 0 }] }), status: 400, code: "InvalidRequest" },
+  { what: "watches: progressMs", method: "POST", path: "/v1/watch", body: txn({ watches: [{ key: "a" }], progressMs: 5 }), status: 400, code: "InvalidRequest" },
+  { what: "watches: a bad key among good ones", method: "POST", path: "/v1/watch", body: txn({ watches: [{ key: "a" }, { key: "b\u0001" }] }), status: 400, code: "InvalidKey" },
+  { what: "watches: too many", method: "POST", path: "/v1/watch", body: txn({ watches: Array.from({ length: 1001 }, (_, k) => ({ key: `k${k}` })) }), status: 400, code: "InvalidRequest" },
 ];
 
 const notFound: Case[] = [

@@ -5,7 +5,7 @@ import { randomInt } from "node:crypto";
 import express from "express";
 import type { NextFunction, Request, Response } from "express";
 import { z } from "zod";
-import type { ApplyResult, CommandResult, Compare, KeyValue, KvCommand, KvEvent, TxnOp, Watcher } from "../kv/index.ts";
+import type { ApplyResult, CommandResult, Compare, KeyValue, KvCommand, KvEvent, TxnOp, WatchSelector, Watcher } from "../kv/index.ts";
 import { encodeCommand, maxLeaseTtlSeconds, maxRangeLimit, maxTxnOps, validateKey, validatePrefix } from "../kv/index.ts";
 import type { NodeId } from "../raft/index.ts";
 import { Writer, writeSnapshot } from "../raft/codec.ts";
@@ -14,6 +14,8 @@ import { randomMemberId } from "./identity.ts";
 import type { ConcordServer } from "./server.ts";
 import { runInSteps } from "./steps.ts";
 import { encodeMemberCommand, encodeMemberContext } from "./state.ts";
+import type { WatchSpec, WatchStreamOptions } from "./watch-stream.ts";
+import { serveWatchStream } from "./watch-stream.ts";
 
 // --- Errors ---------------------------------------------------------------
 
@@ -155,6 +157,9 @@ function revisionTag(h: string, name: string): number {
   if (!Number.isSafeInteger(n) || n < 1) throw new ApiError(400, "InvalidRequest", `${name} must name a revision >= 1`);
   return n;
 }
+
+/** Watches one POST /v1/watch stream may carry. */
+export const maxWatchesPerStream = 1000;
 
 function checkKey(key: string): void {
   const bad = validateKey(key);
@@ -618,11 +623,39 @@ export function buildApp(server: ConcordServer): express.Express {
 
   // --- Watch (Server-Sent Events) -------------------------------------------
 
+  const watchOptions = (progressMs: number, multiplexed: boolean): WatchStreamOptions => ({
+    hub: state.hub,
+    revision: () => state.kv.revision,
+    progressMs,
+    multiplexed,
+    eventJson,
+    opened: () => {
+      metrics.watchStreams.inc();
+    },
+    closed: () => {
+      metrics.watchStreams.dec();
+    },
+  });
+
+  /** A watch's key, checked as a key or (with prefix) as a prefix, where "" watches everything. */
+  const watchSelector = (key: string, prefix: boolean, what: string): WatchSelector => {
+    if (prefix) {
+      if (key !== "") {
+        const bad = validatePrefix(key);
+        if (bad !== null) throw new ApiError(400, "InvalidKey", `${what}${bad.message}`);
+      }
+      return { prefix: key };
+    }
+    const bad = validateKey(key);
+    if (bad !== null) throw new ApiError(400, "InvalidKey", `${what}${bad.message}`);
+    return { key };
+  };
+
   app.get("/v1/watch", route("/v1/watch", (req, res) => {
     const key = stringParam(req.query["key"], "key");
     if (key === undefined) throw new ApiError(400, "InvalidRequest", "watch needs ?key=");
     const prefix = stringParam(req.query["prefix"], "prefix") === "true";
-    const withPrev = stringParam(req.query["prevKv"], "prevKv") === "true";
+    const prevKv = stringParam(req.query["prevKv"], "prevKv") === "true";
     let from = intParam(req.query["fromRevision"], "fromRevision", 1);
     const lastId = req.get("Last-Event-ID");
     if (lastId !== undefined && lastId !== "") {
@@ -630,99 +663,41 @@ export function buildApp(server: ConcordServer): express.Express {
       from = Number(lastId) + 1;
     }
     const progressMs = intParam(req.query["progressMs"], "progressMs", 100, 600_000) ?? 5000;
-    if (prefix) {
-      if (key !== "") {
-        const bad = validatePrefix(key);
-        if (bad !== null) throw new ApiError(400, "InvalidKey", bad.message);
-      }
-    } else {
-      checkKey(key);
-    }
-    let w: Watcher | null = null;
-    let waitingDrain = false;
-    let closed = false;
-    const pump = (): void => {
-      if (closed || waitingDrain || w === null) return;
-      for (;;) {
-        const p = w.poll();
-        if (p.type === "ended") {
-          const r = p.reason;
-          if (r.type === "Compacted") {
-            sse("error", null, { code: "Compacted", message: `events from revision ${w.nextRevision} were compacted`, compactRevision: r.compactRevision });
-          } else if (r.type === "SlowConsumer") {
-            sse("error", null, { code: "SlowConsumer", message: "the watch fell too far behind; resume from resumeRevision", resumeRevision: r.resumeRevision });
-          }
-          close();
-          return;
-        }
-        let ok = true;
-        const evs = p.events;
-        for (let k = 0; k < evs.length; k++) {
-          const e = evs[k];
-          if (e === undefined) continue;
-          // Only the last event of a revision carries the id, so that a
-          // resume from Last-Event-ID never skips the rest of a revision.
-          const lastOfRevision = evs[k + 1]?.revision !== e.revision;
-          ok = sse(e.type, lastOfRevision ? e.revision : null, eventJson(e, withPrev));
-        }
-        if (!ok) {
-          waitingDrain = true;
-          res.once("drain", () => {
-            waitingDrain = false;
-            pump();
-          });
-          return;
-        }
-        if (!p.more) return;
-      }
-    };
-    const sse = (event: string, id: number | null, data: unknown): boolean =>
-      res.write(`event: ${event}\n${id === null ? "" : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`);
-    const close = (): void => {
-      if (closed) return;
-      closed = true;
-      clearInterval(progress);
-      w?.cancel();
-      metrics.watchStreams.dec();
-      res.end();
-    };
-    const started = state.hub.watch(prefix ? { prefix: key } : { key }, {
-      ...(from === undefined ? {} : { fromRevision: from }),
-      onReady: () => {
-        pump();
-      },
-    });
-    if (!started.ok && started.error.type === "InvalidRequest") throw new ApiError(400, "InvalidRequest", started.error.reason);
-    res.writeHead(200, {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-      "X-Concord-Revision": String(state.kv.revision),
-    });
-    res.flushHeaders();
-    metrics.watchStreams.inc();
-    const progress = setInterval(() => {
-      if (w === null || waitingDrain || closed) return;
-      pump();
-      // Everything before nextRevision has been delivered.
-      const rev = Math.min(w.nextRevision - 1, state.kv.revision);
-      sse("progress", rev, { revision: rev });
-    }, progressMs);
-    res.on("close", () => {
-      close();
-    });
-    if (!started.ok) {
-      const e = started.error;
-      sse("error", null, e.type === "Compacted"
-        ? { code: "Compacted", message: `revision ${from ?? 0} is compacted (compact revision ${e.compactRevision})`, compactRevision: e.compactRevision }
-        : { code: "InvalidRequest", message: e.reason });
-      close();
-      return;
-    }
-    w = started.watcher;
-    res.write("retry: 1000\n\n");
-    pump();
+    const selector = watchSelector(key, prefix, "");
+    const refused = serveWatchStream(res, [{ selector, prevKv, fromRevision: from }], watchOptions(progressMs, false));
+    if (refused !== null) throw new ApiError(400, "InvalidRequest", refused.reason);
+  }));
+
+  const watchesBody = z
+    .object({
+      watches: z
+        .array(
+          z
+            .object({
+              key: z.string(),
+              prefix: z.boolean().default(false),
+              prevKv: z.boolean().default(false),
+              fromRevision: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+            })
+            .strict(),
+        )
+        .min(1)
+        .max(maxWatchesPerStream),
+      progressMs: z.number().int().min(100).max(600_000).default(5000),
+    })
+    .strict();
+
+  // Many watches on one stream; each event names its watch (see watch-stream.ts).
+  app.post("/v1/watch", jsonBody, route("/v1/watch", (req, res) => {
+    const parsed = watchesBody.safeParse(req.body);
+    if (!parsed.success) throw new ApiError(400, "InvalidRequest", zodMessage(parsed.error));
+    const specs: WatchSpec[] = parsed.data.watches.map((w, i) => ({
+      selector: watchSelector(w.key, w.prefix, `watches.${i}.key: `),
+      prevKv: w.prevKv,
+      fromRevision: w.fromRevision,
+    }));
+    const refused = serveWatchStream(res, specs, watchOptions(parsed.data.progressMs, true));
+    if (refused !== null) throw new ApiError(400, "InvalidRequest", `watches.${refused.index}: ${refused.reason}`);
   }));
 
   // --- Leases ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Watches over Server-Sent Events: order and completeness under many
 // writes, resuming with Last-Event-ID, compacted starts, prefixes, and
-// transactions (one revision, several events, one id).
+// transactions (one revision, several events, one id); and many watches on
+// one stream (POST /v1/watch).
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { LocalCluster } from "./testing/cluster.ts";
@@ -24,9 +25,9 @@ afterAll(async () => {
   await cluster.destroy();
 });
 
-async function watch(path: string, headers: Record<string, string> = {}, via = cluster.members[0]): Promise<SseStream> {
+async function watch(path: string, headers: Record<string, string> = {}, via = cluster.members[0], body?: unknown): Promise<SseStream> {
   if (via === undefined) throw new Error("no member");
-  const s = await SseStream.open(via, path, headers);
+  const s = await SseStream.open(via, path, headers, body);
   streams.push(s);
   expect(s.status).toBe(200);
   expect(s.headers.get("content-type")).toMatch(/^text\/event-stream/);
@@ -214,3 +215,69 @@ describe("watch", () => {
     }
   });
 });
+
+/** Many watches on one stream: POST /v1/watch. */
+function watchMany(watches: readonly Record<string, unknown>[], via = cluster.members[0], extra: Record<string, unknown> = {}): Promise<SseStream> {
+  return watch("/v1/watch", {}, via, { watches, ...extra });
+}
+
+const watchOf = (e: SseEvent): number => Number(e.data["watch"]);
+
+describe("many watches on one stream", () => {
+  test("each event names its watch; keys, prefixes, prevKv and fromRevision hold per watch", async () => {
+    const leader = await cluster.waitLeader();
+    const follower = cluster.running().find((m) => m !== leader);
+    const old = await putOk(leader, "mx/b", "old");
+    const s = await watchMany([{ key: "mx/a" }, { key: "mx/", prefix: true, prevKv: true }, { key: "mx/b", fromRevision: old.revision }], follower);
+    const a = await putOk(leader, "mx/a", "1");
+    const b = await putOk(leader, "mx/b", "2");
+    const c = await putOk(leader, "other/c", "3");
+    await del(leader, "mx/a");
+    // watch 0: mx/a put and delete; watch 1: mx/a, mx/b (with prevKv), the delete; watch 2: old mx/b from history, then the new one.
+    const events = await s.take(2 + 3 + 2);
+    const of = (w: number): SseEvent[] => events.filter((e) => watchOf(e) === w);
+    expect(of(0).map((e) => [e.event, key(e), rev(e)])).toEqual([["put", "mx/a", a.revision], ["delete", "mx/a", c.revision + 1]]);
+    expect(of(1).map((e) => [e.event, key(e)])).toEqual([["put", "mx/a"], ["put", "mx/b"], ["delete", "mx/a"]]);
+    expect(of(1)[1]?.data["prevKv"]).toMatchObject({ key: "mx/b", value: "old" });
+    expect(of(2).map((e) => [rev(e), e.data["value"]])).toEqual([[old.revision, "old"], [b.revision, "2"]]);
+    // A multiplexed stream resumes per watch, from the revisions in the data: no SSE ids.
+    for (const e of events) expect(e.id).toBeNull();
+    expect(events.every((e) => key(e) !== "other/c")).toBe(true);
+  });
+
+  test("a compacted start ends only its own watch; the others go on, and progress covers them all", async () => {
+    const leader = await cluster.waitLeader();
+    await putOk(leader, "mc/a", "1");
+    const w = await putOk(leader, "mc/a", "2");
+    const c = await postJson(leader, "/v1/compact", { revision: w.revision });
+    expect(c.status, c.text).toBe(200);
+    expect((await call(leader, "/v1/kv/mc%2Fa")).status).toBe(200);
+    const s = await watchMany([{ key: "mc/a", fromRevision: w.revision - 1 }, { key: "mc/a" }, { key: "mc/", prefix: true }], leader, { progressMs: 100 });
+    const e = await s.next();
+    expect(e?.event).toBe("error");
+    expect(e?.data).toMatchObject({ code: "Compacted", compactRevision: w.revision, watch: 0 });
+    const next = await putOk(leader, "mc/a", "3");
+    const got = await s.take(2);
+    expect(got.map((x) => [x.event, watchOf(x), rev(x)]).sort()).toEqual([["put", 1, next.revision], ["put", 2, next.revision]]);
+    for (;;) {
+      const p = await s.next(5000, true);
+      if (p === null) throw new Error("stream ended");
+      if (p.event !== "progress") continue;
+      expect(p.id).toBeNull();
+      if (Number(p.data["revision"]) >= next.revision) break;
+    }
+  });
+
+  test("a hundred watches of one key on one stream each get every write, in order", async () => {
+    const leader = await cluster.waitLeader();
+    const n = 100;
+    const s = await watchMany(Array.from({ length: n }, () => ({ key: "mh/k" })), cluster.running().find((m) => m !== leader));
+    const writes: PutResult[] = [];
+    for (let k = 0; k < 20; k++) writes.push(await putOk(leader, "mh/k", `v${k}`));
+    const events = await s.take(n * writes.length);
+    for (let w = 0; w < n; w++) {
+      expect(events.filter((e) => watchOf(e) === w).map(rev)).toEqual(writes.map((x) => x.revision));
+    }
+  });
+});
+

@@ -293,9 +293,14 @@ export class SseStream {
     this.abort = abort;
   }
 
-  static async open(t: Target, path: string, headers: Record<string, string> = {}): Promise<SseStream> {
+  /** A watch stream: GET `path`, or with `body`, POST it as JSON (many watches on one stream). */
+  static async open(t: Target, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<SseStream> {
     const abort = new AbortController();
-    const r = await fetch(`${base(t)}${path}`, { headers: { Accept: "text/event-stream", ...headers }, signal: abort.signal });
+    const r = await fetch(`${base(t)}${path}`, {
+      headers: { Accept: "text/event-stream", ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
+      signal: abort.signal,
+      ...(body === undefined ? {} : { method: "POST", body: JSON.stringify(body) }),
+    });
     const s = new SseStream(r.status, r.headers, abort);
     if (r.body === null) {
       s.ended = true;
