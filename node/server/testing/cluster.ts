@@ -231,8 +231,10 @@ export class LocalCluster {
   async waitLeader(timeoutMs = 20_000, among: readonly Member[] = this.running()): Promise<Member> {
     const deadline = Date.now() + timeoutMs;
     let last = "";
+    let silent: readonly Member[] = [];
     while (Date.now() < deadline) {
       const sts = await Promise.all(among.map((m) => this.status(m)));
+      silent = among.filter((_, k) => sts[k] === null);
       const ids = new Set(sts.map((s) => s?.leader?.id ?? "none"));
       const first = sts[0];
       if (ids.size === 1 && first?.leader != null) {
@@ -244,7 +246,9 @@ export class LocalCluster {
       last = JSON.stringify(sts.map((s) => (s === null ? null : { name: s.name, role: s.role, leader: s.leader?.name, term: s.term })));
       await sleep(50);
     }
-    throw new Error(`no agreed leader within ${timeoutMs} ms: ${last}`);
+    // What the members that never answered were doing, for a failure seen only under load.
+    const tails = silent.map((m) => `\n--- ${m.name} (${m.running ? "running" : "exited"}), last output:\n${m.output.slice(-3000)}`);
+    throw new Error(`no agreed leader within ${timeoutMs} ms: ${last}${tails.join("")}`);
   }
 
   /** Stops every running member (SIGTERM, then SIGKILL) and removes the data unless keep is set. */
