@@ -3,7 +3,7 @@
 
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -13,19 +13,55 @@ import { nodeRuntimeFlags } from "../../../bin/runtime-flags.ts";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const mainScript = join(root, "node", "main.ts");
 
-/** A port that was free a moment ago (the kernel will not hand it out again soon). */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/**
+ * The first port of the kernel's ephemeral range (outgoing connections take
+ * their source ports from it), from /proc on Linux; 32768 elsewhere.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+const portFloor = 10_000;
+const portCeiling = ephemeralLow();
+/**
+ * Where this process looks next: a walk through [portFloor, portCeiling) that
+ * starts at a point derived from the pid, so that parallel test workers start
+ * apart, and never hands out the same port twice in one process.
+ */
+let nextCandidate = portFloor + ((process.pid * 7919) % (portCeiling - portFloor));
+
+function listenOnce(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+    s.once("error", () => {
+      res(false);
+    });
+    s.listen(port, "127.0.0.1", () => {
       s.close(() => {
-        res(port);
+        res(true);
       });
     });
   });
+}
+
+/**
+ * A port that was free a moment ago, below the ephemeral range: a port the
+ * kernel picked with listen(0) comes from that range, where any outgoing
+ * connection may take it as its source port before the member binds it
+ * (the suite saw EADDRINUSE at member start that way).
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = nextCandidate;
+    nextCandidate = nextCandidate + 1 >= portCeiling ? portFloor : nextCandidate + 1;
+    if (await listenOnce(port)) return port;
+  }
+  throw new Error(`no free port found in [${portFloor}, ${portCeiling})`);
 }
 
 export interface MemberSpec {
