@@ -791,7 +791,11 @@ export function buildApp(server: ConcordServer): express.Express {
     });
   }));
 
-  app.get("/v1/cluster/members", route("/v1/cluster/members", (_req, res) => {
+  // Linearizable by default, as etcd's member list is since 3.5: after a
+  // membership change returns, any member's list shows it.
+  // ?consistency=serializable answers from this member's applied state.
+  app.get("/v1/cluster/members", route("/v1/cluster/members", async (req, res) => {
+    await consistent(req);
     res.json({ members: memberTable() });
   }));
 
