@@ -448,6 +448,12 @@ export const testTiming: readonly string[] = ["--election-timeout-ms", "500", "-
 export async function startedCluster(namePrefix: string, args: readonly string[] = testTiming): Promise<LocalCluster> {
   const c = await LocalCluster.create({ size: 3, namePrefix, args });
   c.start();
-  await c.waitLeader();
+  try {
+    await c.waitLeader();
+  } catch (e) {
+    // The caller never gets the cluster to destroy: do it here, or its members outlive the test run.
+    await c.destroy();
+    throw e;
+  }
   return c;
 }
