@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { SeededRng } from "../raft/rng.ts";
-import { crc32, crc32IsNative, crc32Table } from "./crc32.ts";
+import { crc32, crc32IsNative, crc32Steps, crc32Table } from "./crc32.ts";
 
 describe("crc32", () => {
   test("matches the standard check value", () => {
@@ -20,5 +20,27 @@ describe("crc32", () => {
       expect(crc32Table(buf)).toBe(crc32(buf));
       expect(crc32Table(buf.subarray(cut), crc32Table(buf.subarray(0, cut)))).toBe(crc32(buf));
     }
+  });
+});
+
+describe("crc32 in steps", () => {
+  test("gives crc32's result, continued from prev, yielding once between chunks", () => {
+    const rng = new SeededRng(11);
+    const data = new Uint8Array(10_000);
+    for (let k = 0; k < data.length; k++) data[k] = rng.int(256);
+    for (const [n, chunk] of [[0, 7], [1, 7], [7, 7], [8, 7], [9_999, 1000], [10_000, 1000], [10_000, 3]] as const) {
+      const buf = data.subarray(0, n);
+      const prev = rng.int(2 ** 32);
+      const steps = crc32Steps(buf, prev, chunk);
+      let yields = 0;
+      let r = steps.next();
+      while (r.done !== true) {
+        yields++;
+        r = steps.next();
+      }
+      expect(r.value, `n=${n} chunk=${chunk}`).toBe(crc32(buf, prev));
+      expect(yields, `n=${n} chunk=${chunk}`).toBe(Math.max(0, Math.ceil(n / chunk) - 1));
+    }
+    expect(() => crc32Steps(data, 0, 0).next()).toThrow(/chunk size/);
   });
 });

@@ -30,3 +30,18 @@ const native: unknown = (zlib as Record<string, unknown>)["crc32"];
 export const crc32: Crc32 = typeof native === "function" ? (native as Crc32) : crc32Table;
 
 export const crc32IsNative: boolean = typeof native === "function";
+
+/**
+ * crc32(data, prev) in steps of `chunkBytes`, yielding between them, so that
+ * a caller can checksum a large buffer (a snapshot of tens of MB takes
+ * 10-20 ms in one go) without holding its event loop that long.
+ */
+export function* crc32Steps(data: Uint8Array, prev = 0, chunkBytes = 1 << 20): Generator<void, number, void> {
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0) throw new Error(`crc32Steps: bad chunk size ${chunkBytes}`);
+  let c = prev;
+  for (let off = 0; off < data.byteLength; off += chunkBytes) {
+    if (off > 0) yield;
+    c = crc32(data.subarray(off, Math.min(data.byteLength, off + chunkBytes)), c);
+  }
+  return c;
+}
