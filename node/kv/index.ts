@@ -9,6 +9,6 @@ export { decodeCommand, encodeCommand } from "./codec.ts";
 export type { EventHistory } from "./history.ts";
 export type { AlreadyApplied, KvObserver, KvStoreOptions, NoopResult } from "./store.ts";
 export { KvStore, retentionCompactRevision } from "./store.ts";
-export { encodeSnapshotSteps, runToEnd } from "./snapshot.ts";
+export { encodeSnapshotSteps } from "./snapshot.ts";
 export type { WatchEnd, WatchLimits, WatchOptions, WatchPoll, WatchSelector, WatchStart, Watcher } from "./watch.ts";
 export { WatchHub, defaultPollEvents, defaultWatchLimits } from "./watch.ts";

@@ -25,6 +25,7 @@ import { utf8Length } from "./key.ts";
 import type { EventHistory } from "./history.ts";
 import type { DecodeError, KeyValue, LeaseId, Revision } from "./types.ts";
 import { Reader, Writer, sizeBytes, sizeString, sizeUvarint } from "./wire.ts";
+import { runToEnd } from "../steps.ts";
 
 const magic = [0x43, 0x4b, 0x56, 0x53, 0x01] as const;
 
@@ -62,13 +63,6 @@ export function encodeSnapshot(s: SnapshotSource): Uint8Array {
   return runToEnd(encodeSnapshotSteps(s));
 }
 
-/** Runs work written as steps (a generator that yields between them) to its end at once. */
-export function runToEnd<T>(steps: Generator<void, T, void>): T {
-  for (;;) {
-    const r = steps.next();
-    if (r.done === true) return r.value;
-  }
-}
 
 /**
  * encodeSnapshot in steps: the generator yields after about every `itemsPerStep`

@@ -59,6 +59,25 @@ class CountingApplier implements Applier {
 
 let driver: RaftDriver | null = null;
 
+/** A driver for the one voter `leaderId` on `disk` (bootstrapped by the caller), a tick every 10 ms. */
+function singleVoter(disk: SlowDisk, applier: Applier): RaftDriver {
+  const d = new RaftDriver(
+    {
+      raft: { ...defaultRaftConfig(leaderId, new SeededRng(7)), electionTick: 10, heartbeatTick: 1 },
+      storage: disk,
+      tickMs: 10,
+      snapshotCount: 1_000_000,
+      requestTimeoutMs: 10_000,
+    },
+    disk.memory,
+    applier,
+    {},
+    "test",
+  );
+  driver = d;
+  return d;
+}
+
 afterEach(() => {
   driver?.stop();
   driver = null;
@@ -71,20 +90,7 @@ describe("the driver", () => {
     disk.memory.bootstrap([leaderId], new Uint8Array(0));
     const learnerAdd: ConfChange = { type: "addLearner", node: learnerId };
     const sent: { at: number; m: Message }[] = [];
-    const d = new RaftDriver(
-      {
-        raft: { ...defaultRaftConfig(leaderId, new SeededRng(7)), electionTick: 10, heartbeatTick: 1 },
-        storage: disk,
-        tickMs: 10,
-        snapshotCount: 1_000_000,
-        requestTimeoutMs: 10_000,
-      },
-      disk.memory,
-      new CountingApplier(),
-      {},
-      "test",
-    );
-    driver = d;
+    const d = singleVoter(disk, new CountingApplier());
     d.setTransport({
       send: (ms) => {
         for (const m of ms) sent.push({ at: performance.now(), m });
@@ -125,20 +131,7 @@ describe("the driver's order of work", () => {
         return super.applyEnvelope(index, env);
       }
     }
-    const d = new RaftDriver(
-      {
-        raft: { ...defaultRaftConfig(leaderId, new SeededRng(7)), electionTick: 10, heartbeatTick: 1 },
-        storage: disk,
-        tickMs: 10,
-        snapshotCount: 1_000_000,
-        requestTimeoutMs: 10_000,
-      },
-      disk.memory,
-      new JournalApplier(),
-      {},
-      "test",
-    );
-    driver = d;
+    const d = singleVoter(disk, new JournalApplier());
     d.setTransport({
       send: (ms) => {
         for (const m of ms) {

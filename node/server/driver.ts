@@ -9,7 +9,7 @@ import { RawNode } from "../raft/index.ts";
 import type { Envelope, EnvelopeKind } from "./envelope.ts";
 import { decodeEnvelope, encodeEnvelope } from "./envelope.ts";
 import { isDecodeError } from "../raft/codec.ts";
-import { runInSteps } from "./steps.ts";
+import { runInSteps } from "../steps.ts";
 
 type StorageOutcome = { readonly ok: true } | { readonly ok: false; readonly error: { readonly message: string } };
 

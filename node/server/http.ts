@@ -12,7 +12,7 @@ import { Writer, writeSnapshot } from "../raft/codec.ts";
 import type { DriverError, Outcome } from "./driver.ts";
 import { randomMemberId } from "./identity.ts";
 import type { ConcordServer } from "./server.ts";
-import { runInSteps } from "./steps.ts";
+import { runInSteps } from "../steps.ts";
 import { encodeMemberCommand, encodeMemberContext } from "./state.ts";
 import type { WatchSpec, WatchStreamOptions } from "./watch-stream.ts";
 import { serveWatchStream } from "./watch-stream.ts";
@@ -161,9 +161,16 @@ function revisionTag(h: string, name: string): number {
 /** Watches one POST /v1/watch stream may carry. */
 export const maxWatchesPerStream = 1000;
 
-function checkKey(key: string): void {
+/** A 400 InvalidKey unless `key` is a valid key; `what` goes in front of the message (which field). */
+function checkKey(key: string, what = ""): void {
   const bad = validateKey(key);
-  if (bad !== null) throw new ApiError(400, "InvalidKey", bad.message);
+  if (bad !== null) throw new ApiError(400, "InvalidKey", `${what}${bad.message}`);
+}
+
+/** checkKey for a prefix (any non-empty one a key could start with). */
+function checkPrefix(prefix: string, what = ""): void {
+  const bad = validatePrefix(prefix);
+  if (bad !== null) throw new ApiError(400, "InvalidKey", `${what}${bad.message}`);
 }
 
 function parseDuration(v: string, name: string): number {
@@ -401,10 +408,7 @@ export function buildApp(server: ConcordServer): express.Express {
 
   kv.get("/", route("/v1/kv", async (req, res) => {
     const prefix = stringParam(req.query["prefix"], "prefix") ?? "";
-    if (prefix !== "") {
-      const bad = validatePrefix(prefix);
-      if (bad !== null) throw new ApiError(400, "InvalidKey", bad.message);
-    }
+    if (prefix !== "") checkPrefix(prefix);
     const limit = intParam(req.query["limit"], "limit", 1, maxRangeLimit) ?? 100;
     const token = stringParam(req.query["continue"], "continue");
     const cont = token === undefined ? undefined : decodeContinue(token);
@@ -433,8 +437,7 @@ export function buildApp(server: ConcordServer): express.Express {
   kv.delete("/", route("/v1/kv", async (req, res) => {
     const prefix = stringParam(req.query["prefix"], "prefix");
     if (prefix === undefined || prefix === "") throw new ApiError(400, "InvalidRequest", "DELETE /v1/kv needs a non-empty ?prefix=");
-    const bad = validatePrefix(prefix);
-    if (bad !== null) throw new ApiError(400, "InvalidKey", bad.message);
+    checkPrefix(prefix);
     const r = await propose({ type: "deletePrefix", prefix });
     if (r.type !== "deletePrefix") throw new ApiError(500, "Internal", "unexpected result");
     res.setHeader("X-Concord-Revision", String(r.revision));
@@ -640,14 +643,10 @@ export function buildApp(server: ConcordServer): express.Express {
   /** A watch's key, checked as a key or (with prefix) as a prefix, where "" watches everything. */
   const watchSelector = (key: string, prefix: boolean, what: string): WatchSelector => {
     if (prefix) {
-      if (key !== "") {
-        const bad = validatePrefix(key);
-        if (bad !== null) throw new ApiError(400, "InvalidKey", `${what}${bad.message}`);
-      }
+      if (key !== "") checkPrefix(key, what);
       return { prefix: key };
     }
-    const bad = validateKey(key);
-    if (bad !== null) throw new ApiError(400, "InvalidKey", `${what}${bad.message}`);
+    checkKey(key, what);
     return { key };
   };
 

@@ -47,7 +47,7 @@ export class NodeMetrics {
 
   readonly walFsync = new Histogram({
     name: "concord_disk_wal_fsync_duration_seconds",
-    help: "Latency of WAL fsyncs (one per group commit).",
+    help: "Latency of durable WAL writes, one per group commit (an O_DSYNC write, or write and fdatasync where O_DSYNC is missing).",
     buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192],
     registers: [this.registry],
   });

@@ -7,7 +7,8 @@ import type { ConfChange, ConfState, NodeId, Snapshot } from "../raft/index.ts";
 import type { DecodeError } from "../raft/codec.ts";
 import { Reader, Writer, decodeWith, isDecodeError } from "../raft/codec.ts";
 import type { ApplyResult, LeaseId } from "../kv/index.ts";
-import { KvStore, WatchHub, encodeSnapshotSteps, runToEnd } from "../kv/index.ts";
+import { KvStore, WatchHub, encodeSnapshotSteps } from "../kv/index.ts";
+import { runToEnd } from "../steps.ts";
 import type { Applier } from "./driver.ts";
 import type { Envelope } from "./envelope.ts";
 

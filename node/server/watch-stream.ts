@@ -63,7 +63,6 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
   // Flags in one object: the closures below change them, which narrowing
   // of plain locals would not see.
   const st = { closed: false, waitingDrain: false, scheduled: false };
-  let live = 0;
 
   const emit = (event: string, id: number | null, data: Record<string, unknown>): void => {
     const text = `event: ${event}\n${id === null ? "" : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`;
@@ -79,7 +78,11 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
     return res.write(chunk);
   };
   const writable = (): boolean => !st.closed && !st.waitingDrain;
-  const tagged = (index: number, data: Record<string, unknown>): Record<string, unknown> => (o.multiplexed ? { ...data, watch: index } : data);
+  /** Adds the watch's index on a multiplexed stream (to an object made for this event only). */
+  const tagged = (index: number, data: Record<string, unknown>): Record<string, unknown> => {
+    if (o.multiplexed) data["watch"] = index;
+    return data;
+  };
 
   const close = (): void => {
     if (st.closed) return;
@@ -96,7 +99,6 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
     slot.w?.cancel();
     slot.w = null;
     ready.delete(index);
-    live--;
     if (reason.type === "Compacted") {
       emit("error", null, tagged(index, { code: "Compacted", message: `events from revision ${next} were compacted`, compactRevision: reason.compactRevision }));
     } else if (reason.type === "CompactedStart") {
@@ -104,7 +106,7 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
     } else if (reason.type === "SlowConsumer") {
       emit("error", null, tagged(index, { code: "SlowConsumer", message: "the watch fell too far behind; resume from resumeRevision", resumeRevision: reason.resumeRevision }));
     }
-    if (!o.multiplexed || live === 0) close();
+    if (!o.multiplexed || slots.every((s) => s.w === null)) close();
   };
 
   /** Polls one watch until it is drained; false if the stream must wait for drain first. */
@@ -173,7 +175,6 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
     });
     if (started.ok) {
       slot.w = started.watcher;
-      live++;
       ready.add(i);
     } else if (started.error.type === "Compacted") {
       compactedStarts.push({ index: i, from: slot.spec.fromRevision ?? 0, compactRevision: started.error.compactRevision });
@@ -207,7 +208,6 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
   });
   out.push("retry: 1000\n\n");
   for (const c of compactedStarts) {
-    live++;
     const slot = slots[c.index];
     if (slot !== undefined) endWatch(c.index, slot, { type: "CompactedStart", from: c.from, compactRevision: c.compactRevision });
   }

@@ -4,6 +4,7 @@
 // one stream (POST /v1/watch).
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import type { Member } from "./testing/cluster.ts";
 import { LocalCluster } from "./testing/cluster.ts";
 import type { PutResult, SseEvent } from "./testing/client.ts";
 import { startedCluster } from "./testing/client.ts";
@@ -32,6 +33,16 @@ async function watch(path: string, headers: Record<string, string> = {}, via = c
   expect(s.status).toBe(200);
   expect(s.headers.get("content-type")).toMatch(/^text\/event-stream/);
   return s;
+}
+
+/** Writes `key` twice and compacts at the second write, whose result it returns. */
+async function twoWritesCompacted(leader: Member, key: string): Promise<PutResult> {
+  await putOk(leader, key, "1");
+  const w = await putOk(leader, key, "2");
+  const c = await postJson(leader, "/v1/compact", { revision: w.revision });
+  expect(c.status, c.text).toBe(200);
+  expect(json(c)).toEqual({ compactRevision: w.revision });
+  return w;
 }
 
 const rev = (e: SseEvent): number => Number(e.data["revision"]);
@@ -171,11 +182,7 @@ describe("watch", () => {
 
   test("a watch from a compacted revision gets the Compacted error event", async () => {
     const leader = await cluster.waitLeader();
-    await putOk(leader, "compact/a", "1");
-    const w = await putOk(leader, "compact/a", "2");
-    const c = await postJson(leader, "/v1/compact", { revision: w.revision });
-    expect(c.status, c.text).toBe(200);
-    expect(json(c)).toEqual({ compactRevision: w.revision });
+    const w = await twoWritesCompacted(leader, "compact/a");
 
     for (const m of cluster.running()) {
       // A linearizable read there waits until the member has applied the compaction
@@ -247,10 +254,7 @@ describe("many watches on one stream", () => {
 
   test("a compacted start ends only its own watch; the others go on, and progress covers them all", async () => {
     const leader = await cluster.waitLeader();
-    await putOk(leader, "mc/a", "1");
-    const w = await putOk(leader, "mc/a", "2");
-    const c = await postJson(leader, "/v1/compact", { revision: w.revision });
-    expect(c.status, c.text).toBe(200);
+    const w = await twoWritesCompacted(leader, "mc/a");
     expect((await call(leader, "/v1/kv/mc%2Fa")).status).toBe(200);
     const s = await watchMany([{ key: "mc/a", fromRevision: w.revision - 1 }, { key: "mc/a" }, { key: "mc/", prefix: true }], leader, { progressMs: 100 });
     const e = await s.next();

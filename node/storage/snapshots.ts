@@ -14,6 +14,7 @@ import { crc32, crc32Steps } from "./crc32.ts";
 import type { SnapshotCorrupt, StorageIoError } from "./errors.ts";
 import { attempt, isIoError } from "./errors.ts";
 import { ensureDir, readWholeFile, removeTempFiles, writeFileAtomic } from "./files.ts";
+import { runInSteps, runToEnd } from "../steps.ts";
 import type { StorageLogger } from "./logger.ts";
 import { silentLogger } from "./logger.ts";
 import { hex16 } from "./segment.ts";
@@ -83,13 +84,6 @@ export function* snapshotFilePartsSteps(s: Snapshot): Generator<void, Uint8Array
   return [header, h, s.data];
 }
 
-function runToEnd<T>(steps: Generator<void, T, void>): T {
-  for (;;) {
-    const r = steps.next();
-    if (r.done === true) return r.value;
-  }
-}
-
 /** Decodes and checks a snapshot file's content; returns why it is unusable otherwise. */
 export function decodeSnapshotFile(buf: Uint8Array, expect: { term: Term; index: LogIndex } | null): Snapshot | string {
   if (buf.byteLength < headerBytes) return `${buf.byteLength} bytes, shorter than the header`;
@@ -147,13 +141,7 @@ export class SnapshotStore {
   async save(s: Snapshot): Promise<SnapshotSaveResult> {
     const file = path.join(this.dir, snapshotFileName(s.meta.term, s.meta.index));
     // The checksum of a large snapshot, a step per event-loop turn (this runs on a member serving requests).
-    const steps = snapshotFilePartsSteps(s);
-    let next = steps.next();
-    while (next.done !== true) {
-      await new Promise((r) => setImmediate(r));
-      next = steps.next();
-    }
-    const parts = next.value;
+    const parts = await runInSteps(snapshotFilePartsSteps(s), 0, 0);
     const r = await attempt("write", file, () => writeFileAtomic(file, parts));
     if (isIoError(r)) return { ok: false, error: r };
     return { ok: true, file, bytes: parts.reduce((n, p) => n + p.byteLength, 0) };

@@ -26,8 +26,9 @@ function ephemeralLow(): number {
   }
 }
 
-const portFloor = 10_000;
 const portCeiling = ephemeralLow();
+/** 10,000, or lower when the ephemeral range starts below 20,000. */
+const portFloor = Math.min(10_000, Math.floor(portCeiling / 2));
 /**
  * Where this process looks next: a walk through [portFloor, portCeiling) that
  * starts at a point derived from the pid, so that parallel test workers start

@@ -1,6 +1,8 @@
-// Long CPU work split across event-loop turns, so that heartbeats, appends
-// and client requests keep flowing while it runs (a 100 ms election timeout
-// leaves no room for a long synchronous task).
+// Long CPU work written as steps (a generator that yields between them), run
+// across event-loop turns so that heartbeats, appends and client requests
+// keep flowing while it runs (a 100 ms election timeout leaves no room for a
+// long synchronous task), or at once where nothing else waits. Used by the
+// store's snapshot encoder, the snapshot file's checksum and the server.
 
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 
@@ -21,5 +23,13 @@ export async function runInSteps<T>(steps: Generator<void, T, void>, sliceMs = 4
       await (restMs > 0 ? sleep(restMs) : nextTurn());
       sliceStart = performance.now();
     }
+  }
+}
+
+/** Runs work written as steps to its end at once. */
+export function runToEnd<T>(steps: Generator<void, T, void>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
   }
 }
