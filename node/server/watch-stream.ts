@@ -94,19 +94,22 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
     res.end();
   };
 
-  const endWatch = (index: number, slot: Slot, reason: WatchEnd | { readonly type: "CompactedStart"; readonly from: number; readonly compactRevision: number }): void => {
+  /** A multiplexed stream ends with its last watch; a single one with its watch. */
+  const closeIfDone = (): void => {
+    if (!o.multiplexed || slots.every((s) => s.w === null)) close();
+  };
+
+  const endWatch = (index: number, slot: Slot, reason: WatchEnd): void => {
     const next = slot.w?.nextRevision ?? 0;
     slot.w?.cancel();
     slot.w = null;
     ready.delete(index);
     if (reason.type === "Compacted") {
       emit("error", null, tagged(index, { code: "Compacted", message: `events from revision ${next} were compacted`, compactRevision: reason.compactRevision }));
-    } else if (reason.type === "CompactedStart") {
-      emit("error", null, tagged(index, { code: "Compacted", message: `revision ${reason.from} is compacted (compact revision ${reason.compactRevision})`, compactRevision: reason.compactRevision }));
     } else if (reason.type === "SlowConsumer") {
       emit("error", null, tagged(index, { code: "SlowConsumer", message: "the watch fell too far behind; resume from resumeRevision", resumeRevision: reason.resumeRevision }));
     }
-    if (!o.multiplexed || slots.every((s) => s.w === null)) close();
+    closeIfDone();
   };
 
   /** Polls one watch until it is drained; false if the stream must wait for drain first. */
@@ -207,10 +210,11 @@ export function serveWatchStream(res: Response, specs: readonly WatchSpec[], o: 
     close();
   });
   out.push("retry: 1000\n\n");
+  // Every watch that could not start gets its error before the stream may end.
   for (const c of compactedStarts) {
-    const slot = slots[c.index];
-    if (slot !== undefined) endWatch(c.index, slot, { type: "CompactedStart", from: c.from, compactRevision: c.compactRevision });
+    emit("error", null, tagged(c.index, { code: "Compacted", message: `revision ${c.from} is compacted (compact revision ${c.compactRevision})`, compactRevision: c.compactRevision }));
   }
+  if (compactedStarts.length > 0) closeIfDone();
   if (st.closed) return null;
   pump();
   return null;

@@ -272,6 +272,16 @@ describe("many watches on one stream", () => {
     }
   });
 
+  test("when every watch starts compacted, each gets its error and then the stream ends", async () => {
+    const leader = await cluster.waitLeader();
+    const w = await twoWritesCompacted(leader, "mz/a");
+    expect((await call(leader, "/v1/kv/mz%2Fa")).status).toBe(200);
+    const s = await watchMany([{ key: "mz/a", fromRevision: w.revision - 1 }, { key: "mz/", prefix: true, fromRevision: w.revision }], leader);
+    const errors = [await s.next(), await s.next()];
+    expect(errors.map((e) => [e?.event, e?.data["code"], e?.data["watch"]])).toEqual([["error", "Compacted", 0], ["error", "Compacted", 1]]);
+    expect(await s.next()).toBeNull();
+  });
+
   test("a hundred watches of one key on one stream each get every write, in order", async () => {
     const leader = await cluster.waitLeader();
     const n = 100;
