@@ -88,6 +88,50 @@ describe("snapshot", () => {
     expect(Buffer.from(s.snapshot()).equals(Buffer.from(expected))).toBe(false);
   });
 
+  test.each([31, 32, 33])("seed %i: the base is collected in steps too, through new keys, deletes and a compaction mid-walk", (seed) => {
+    const s = busyStore(seed, 300);
+    let i = 300;
+    // Keys the walk has passed and keys still ahead of it, live or deleted at the compaction point.
+    for (let k = 0; k < 60; k++) s.apply(++i, { type: "put", key: `base/${String(k).padStart(2, "0")}`, value: text(`v${k}`) });
+    for (let k = 0; k < 60; k += 3) s.apply(++i, { type: "delete", key: `base/${String(k).padStart(2, "0")}` });
+    s.apply(++i, { type: "compact", revision: s.revision - 5 });
+    expect(s.compactRevision).toBeGreaterThan(0);
+    const expected = s.snapshot();
+    // Two keys a step: the compaction at the 6th step comes well inside the walk.
+    expect(s.indexedKeys).toBeGreaterThan(50);
+    const steps = (function* (): Generator<void, Uint8Array, void> {
+      const source = yield* s.snapshotSourceSteps(2);
+      return yield* encodeSnapshotSteps(source, 3);
+    })();
+    const gen = new CommandGen(new SeededRng(seed + 2000));
+    let yields = 0;
+    let compactedAt = 0;
+    let r = steps.next();
+    while (r.done !== true) {
+      yields++;
+      if (yields === 6) {
+        // Rewrites every touched key's first version: the capture must finish first.
+        s.apply(++i, { type: "put", key: "base/05", value: text("again") });
+        s.apply(++i, { type: "put", key: "base/00", value: text("again") });
+        s.apply(++i, { type: "compact", revision: s.revision });
+        compactedAt = s.compactRevision;
+      } else {
+        s.apply(++i, gen.command(s));
+        s.apply(++i, { type: "put", key: `new/${yields}`, value: text("x") });
+      }
+      r = steps.next();
+    }
+    expect(compactedAt).toBeGreaterThan(0);
+    expect(yields).toBeGreaterThan(20);
+    expect(Buffer.from(r.value).equals(Buffer.from(expected))).toBe(true);
+    expect(Buffer.from(s.snapshot()).equals(Buffer.from(expected))).toBe(false);
+    expect(restored(r.value).snapshot()).toEqual(expected);
+  });
+
+  test("snapshotSourceSteps refuses a step size below one key", () => {
+    expect(() => new KvStore().snapshotSourceSteps(0)).toThrow(/keysPerStep/);
+  });
+
   test("the restored store carries on exactly like the original", () => {
     const s = busyStore(11, 200);
     const r = restored(s.snapshot());

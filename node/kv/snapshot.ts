@@ -103,7 +103,8 @@ export function* encodeSnapshotSteps(s: SnapshotSource, itemsPerStep = 4096, pre
   // An enclosing format's bytes in front, in the same buffer, so that a large
   // snapshot is never copied into its envelope.
   const front = prefix?.(size) ?? new Uint8Array(0);
-  const w = new Writer(front.byteLength + size);
+  // Every byte is written, and the length is checked before the bytes are returned.
+  const w = Writer.unzeroed(front.byteLength + size);
   for (const b of front) w.u8(b);
   for (const b of magic) w.u8(b);
   w.uvarint(s.appliedIndex);

@@ -55,6 +55,7 @@ import type {
   TxnOpResult,
 } from "./types.ts";
 import { maxRangeLimit, validateCommand } from "./validate.ts";
+import { runToEnd } from "../steps.ts";
 
 interface KeyRecord {
   /** The current value. Replaced (not mutated) on every put. */
@@ -114,6 +115,8 @@ export class KvStore {
   private applied: number;
   private readonly live = new OrderedMap<KeyRecord>();
   private readonly index = new OrderedMap<KeyValue[]>();
+  /** Snapshot captures still collecting their base (snapshotSourceSteps). */
+  private readonly captures = new Set<BaseCapture>();
   private readonly log = new EventLog();
   private readonly leaseTable = new Map<LeaseId, Lease>();
   private versionCount = 0;
@@ -469,6 +472,9 @@ export class KvStore {
   }
 
   private compact(to: Revision): void {
+    // Compaction rewrites the first versions that snapshot captures collect.
+    for (const c of this.captures) c.step(Infinity);
+    this.captures.clear();
     const touched = new Set<string>();
     for (const e of this.log.dropThrough(to)) touched.add(e.kv.key);
     for (const key of touched) {
@@ -656,25 +662,37 @@ export class KvStore {
    * What snapshot() encodes, captured now and unchanged by later applies
    * (KeyValues are immutable; the history is a view), so that it can be
    * encoded in steps while the store goes on (encodeSnapshotSteps). O(keys)
-   * to collect the base; the bytes are copied later, by the encoder.
+   * at once: snapshotSourceSteps spreads that walk too.
    */
   snapshotSource(): SnapshotSource {
-    const base: KeyValue[] = [];
-    if (this.compactRev > 0) {
-      for (const c = this.index.first(); c.valid; c.next()) {
-        const v = c.value[0];
-        if (v !== undefined && v.modRevision <= this.compactRev) base.push(v);
-      }
-    }
-    const leases = [...this.leaseTable.values()].map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds })).sort((a, b) => a.id - b.id);
-    return {
+    return runToEnd(this.snapshotSourceSteps());
+  }
+
+  /**
+   * snapshotSource() as of now, with the O(keys) walk that collects the base
+   * done in steps of about `keysPerStep` keys; applies may run between the
+   * steps. Everything but the base is taken at this call. The base (each
+   * key's first version, if at or below the compaction point) only changes
+   * when the store compacts, so a compaction first finishes every capture
+   * still walking; new keys in between have later revisions and are skipped.
+   */
+  snapshotSourceSteps(keysPerStep = 4096): Generator<void, SnapshotSource, void> {
+    if (!Number.isSafeInteger(keysPerStep) || keysPerStep < 1) throw new Error(`keysPerStep ${keysPerStep} is not a positive integer`);
+    const head = {
       appliedIndex: this.applied,
       revision: this.rev,
       compactRevision: this.compactRev,
-      leases,
-      base,
+      leases: [...this.leaseTable.values()].map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds })).sort((a, b) => a.id - b.id),
       events: this.log.view(),
     };
+    const capture = new BaseCapture(this.index, this.compactRev);
+    if (!capture.done) this.captures.add(capture);
+    const captures = this.captures;
+    return (function* (): Generator<void, SnapshotSource, void> {
+      while (!capture.step(keysPerStep)) yield;
+      captures.delete(capture);
+      return { ...head, base: capture.base };
+    })();
   }
 
   /**
@@ -774,6 +792,41 @@ function leaseInfo(l: Lease): LeaseInfo {
 
 function startCursor<V>(tree: OrderedMap<V>, prefix: string, after: string | undefined): Cursor<V> {
   return after !== undefined && after >= prefix ? tree.seek(after, true) : tree.seek(prefix);
+}
+
+/**
+ * The base of a snapshot at compaction point `compactRev`: each key's first
+ * version if it is at or below that point, in key order, collected a slice
+ * at a time. Between slices the index may change, so each slice seeks past
+ * the last key seen instead of keeping a cursor.
+ */
+class BaseCapture {
+  readonly base: KeyValue[] = [];
+  done: boolean;
+  private after: string | null = null;
+  private readonly index: OrderedMap<KeyValue[]>;
+  private readonly compactRev: Revision;
+
+  constructor(index: OrderedMap<KeyValue[]>, compactRev: Revision) {
+    this.index = index;
+    this.compactRev = compactRev;
+    // Before the first compaction every key's history is in the events.
+    this.done = compactRev === 0;
+  }
+
+  /** Visits up to `keys` more keys. Returns whether the walk is done. */
+  step(keys: number): boolean {
+    if (this.done) return true;
+    const c = this.after === null ? this.index.first() : this.index.seek(this.after, true);
+    for (let n = 0; c.valid; c.next(), n++) {
+      if (n === keys) return false;
+      const v = c.value[0];
+      if (v !== undefined && v.modRevision <= this.compactRev) this.base.push(v);
+      this.after = c.key;
+    }
+    this.done = true;
+    return true;
+  }
 }
 
 /** The index of the last version with modRevision <= rev, or -1. */

@@ -210,14 +210,16 @@ export class ConcordState implements Applier {
 
   /**
    * snapshotData() as of now, encoded in steps (see runInSteps): the state is
-   * captured at once, so applies may go on between the steps.
+   * captured at the first step (the keys' base in steps of its own, see
+   * KvStore.snapshotSourceSteps), so applies may go on between the steps.
    */
   *snapshotSteps(): Generator<void, Uint8Array, void> {
     const clusterId = this.clusterId;
     const members = this.memberList();
     const removed = this.removedIds();
     // The kv snapshot is encoded straight after the state's own fields, in one buffer.
-    return yield* encodeSnapshotSteps(this.kv.snapshotSource(), 4096, (kvBytes) => encodeStateHead({ clusterId, members, removed }, kvBytes));
+    const source = yield* this.kv.snapshotSourceSteps();
+    return yield* encodeSnapshotSteps(source, 4096, (kvBytes) => encodeStateHead({ clusterId, members, removed }, kvBytes));
   }
 
   restore(snapshot: Snapshot): void {
