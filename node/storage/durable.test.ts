@@ -13,7 +13,7 @@ import { nodeId } from "../raft/types.ts";
 import type { DurableOpenResult, DurableStorageOptions } from "./durable.ts";
 import { DurableStorage } from "./durable.ts";
 import { snapshotFileName } from "./snapshots.ts";
-import { ent, ents, flipByte, recordingLogger, tempDir } from "./testing/fixtures.ts";
+import { cutZeros, ent, ents, flipByte, recordingLogger, tempDir } from "./testing/fixtures.ts";
 
 type Opened = Extract<DurableOpenResult, { ok: true }>;
 
@@ -229,7 +229,7 @@ describe("DurableStorage", () => {
     await persistOk(a.storage, { hardState: hs(2, 5), entries: [ent(6, 2, "x".repeat(100))] });
     const seg = a.storage.walSegments()[0] ?? "";
     await a.storage.close();
-    await fs.truncate(seg, (await fs.stat(seg)).size - 50);
+    await fs.truncate(seg, (await cutZeros(seg)) - 50);
     const b = await open(dir);
     expect(b.repaired).toMatchObject({ file: seg });
     expect(b.memory.lastIndex()).toBe(5);

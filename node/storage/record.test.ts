@@ -75,7 +75,27 @@ describe("reading a segment", () => {
         { offset: header.byteLength + encodeBatch(save1).byteLength, records: save2 },
       ],
       torn: null,
+      end: seg.byteLength,
     });
+  });
+
+  test("zeros after the saves are room, not damage, in any segment; a save cut short before them is torn", () => {
+    const zeros = new Uint8Array(4096);
+    for (const isLast of [true, false]) {
+      const r = readSegment(concat(seg, zeros), "f", isLast);
+      expect(r).toMatchObject({ ok: true, torn: null, end: seg.byteLength });
+      if (r.ok) expect(r.batches).toHaveLength(2);
+    }
+    // A save whose record ends in zero bytes is still read whole: the length field says where it ends.
+    const save2At = header.byteLength + encodeBatch(save1).byteLength;
+    const cut = seg.subarray(0, seg.byteLength - 5);
+    expect(readSegment(concat(cut, zeros), "f", true)).toMatchObject({ ok: true, torn: { offset: save2At }, end: save2At });
+    expect(readSegment(concat(cut, zeros), "f", false)).toMatchObject({ ok: false, error: { type: "WalCorrupt", offset: save2At } });
+    // Cut between the two records of save 1, then zeros: the whole save goes.
+    const firstRecordEnd = (readRecordAt(seg, header.byteLength) as { next: number }).next;
+    expect(readSegment(concat(seg.subarray(0, firstRecordEnd), zeros), "f", true)).toMatchObject({ ok: true, batches: [], torn: { offset: header.byteLength } });
+    // Zeros with a save after them are not room: the save proves the zeros replaced data.
+    expect(readSegment(concat(header, zeros, encodeBatch(save1)), "f", true)).toMatchObject({ ok: false, error: { type: "WalCorrupt", offset: header.byteLength } });
   });
 
   test("a save cut anywhere is torn in the last segment and corrupt elsewhere", () => {

@@ -4,7 +4,9 @@
 // Name: <seq>-<firstIndex>.wal, both 16 hex digits, so names sort by seq.
 // Content: a header batch (one header record), then one batch per save.
 // Segments are created complete with their header (temp file, fsync,
-// rename), so a damaged header is corruption, never a torn write.
+// rename), so a damaged header is corruption, never a torn write. The WAL
+// writes zeros ahead of its saves (see Wal), so a segment may end in zero
+// bytes: they are room not yet used, and the data ends where they begin.
 
 import type { WalCorrupt } from "./errors.ts";
 import type { WalRecord } from "./record.ts";
@@ -55,6 +57,8 @@ export type SegmentRead =
       readonly batches: readonly SegmentBatch[];
       /** Set only for the last segment, when it ends in an unfinished save. */
       readonly torn: TornTail | null;
+      /** Where the complete saves end: the file's length, less any zeroed room after them (and before a torn tail). */
+      readonly end: number;
     }
   | { readonly ok: false; readonly error: WalCorrupt };
 
@@ -79,6 +83,14 @@ export function readSegment(buf: Uint8Array, file: string, isLast: boolean): Seg
   let openAt = 0;
   let pos = first.next;
   while (pos < buf.byteLength) {
+    if (zerosFrom(buf, pos)) {
+      // Room written ahead of the saves. A save cut short before it is still torn.
+      if (open !== null) {
+        if (!isLast) return corrupt(openAt, "unfinished save at the end of a segment that is not the last");
+        return { ok: true, header, batches, torn: { offset: openAt, message: "save cut short before the zeroed end of the file" }, end: openAt };
+      }
+      return { ok: true, header, batches, torn: null, end: pos };
+    }
     const r = readRecordAt(buf, pos);
     if (!r.ok) {
       if (r.kind === "invalid") return corrupt(pos, r.message);
@@ -86,7 +98,7 @@ export function readSegment(buf: Uint8Array, file: string, isLast: boolean): Seg
       const later = findSaveStart(buf, pos + 1);
       if (later >= 0) return corrupt(pos, `${r.message}, followed by an intact save at offset ${later}`);
       const at = open === null ? pos : openAt;
-      return { ok: true, header, batches, torn: { offset: at, message: r.message } };
+      return { ok: true, header, batches, torn: { offset: at, message: r.message }, end: at };
     }
     if (r.record.type === "header") return corrupt(pos, "segment header in the middle of a segment");
     if ((r.flags & flagFirst) !== 0) {
@@ -105,7 +117,14 @@ export function readSegment(buf: Uint8Array, file: string, isLast: boolean): Seg
   }
   if (open !== null) {
     if (!isLast) return corrupt(openAt, "unfinished save at the end of a segment that is not the last");
-    return { ok: true, header, batches, torn: { offset: openAt, message: "save cut short at the end of the file" } };
+    return { ok: true, header, batches, torn: { offset: openAt, message: "save cut short at the end of the file" }, end: openAt };
   }
-  return { ok: true, header, batches, torn: null };
+  return { ok: true, header, batches, torn: null, end: buf.byteLength };
+}
+
+/** Whether every byte from `pos` to the end is zero (a record never starts with ten zero bytes: its checksum would not hold). */
+function zerosFrom(buf: Uint8Array, pos: number): boolean {
+  if (buf[pos] !== 0) return false;
+  for (let p = pos; p < buf.byteLength; p++) if (buf[p] !== 0) return false;
+  return true;
 }

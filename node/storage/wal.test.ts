@@ -7,9 +7,9 @@ import * as path from "node:path";
 import { describe, expect, test } from "vitest";
 import type { Entry, HardState } from "../raft/types.ts";
 import { nodeId } from "../raft/types.ts";
-import { confEnt, ent, ents, fileSize, flipByte, recordingLogger, tempDir } from "./testing/fixtures.ts";
+import { confEnt, cutZeros, dataEnd, ent, ents, fileSize, flipByte, recordingLogger, tempDir } from "./testing/fixtures.ts";
 import type { WalOpenResult, WalOptions } from "./wal.ts";
-import { Wal, walWritesAreSynchronous } from "./wal.ts";
+import { Wal, walWritesAreSynchronous, zeroChunkBytes } from "./wal.ts";
 
 type Opened = Extract<WalOpenResult, { ok: true }>;
 
@@ -310,18 +310,77 @@ describe("segments", () => {
   });
 });
 
+describe("zeros written ahead of the saves", () => {
+  async function zerosBetween(file: string, from: number, to: number): Promise<boolean> {
+    const buf = await fs.readFile(file);
+    return buf.subarray(from, to).every((b) => b === 0);
+  }
+
+  test("saves overwrite zeros written ahead of them, and a reopened log appends where its data ends, not at the end of the file", async () => {
+    const dir = await tempDir();
+    const a = await open({ dir });
+    const file = a.wal.segmentFiles()[0] ?? "";
+    for (let k = 0; k < 5; k++) await saveOk(a.wal, hs(1, k), ents(k + 1, k + 1, 1));
+    await a.wal.close();
+    const end = await dataEnd(file);
+    const size = await fileSize(file);
+    expect(size - end).toBeGreaterThanOrEqual(zeroChunkBytes);
+    expect(await zerosBetween(file, end, size)).toBe(true);
+
+    const b = await open({ dir });
+    expect(b.repaired).toBeNull();
+    expect(b.entries).toEqual(ents(1, 5, 1));
+    await saveOk(b.wal, hs(1, 6), ents(6, 6, 1));
+    await b.wal.close();
+    const c = await open({ dir });
+    expect(c.repaired).toBeNull();
+    expect(c.entries).toEqual(ents(1, 6, 1));
+    expect(c.hardState).toEqual(hs(1, 6));
+    await c.wal.close();
+    const end2 = await dataEnd(file);
+    expect(end2).toBeGreaterThan(end);
+    expect(end2).toBeLessThan(size);
+  });
+
+  test("no zeros go past the segment size, and rotation starts each segment with room of its own", async () => {
+    const dir = await tempDir();
+    const segmentBytes = 8192;
+    const a = await open({ dir, segmentBytes });
+    for (let k = 0; k < 40; k++) await saveOk(a.wal, hs(1, k), [ent(k + 1, 1, "v".repeat(600))]);
+    const files = a.wal.segmentFiles();
+    await a.wal.close();
+    expect(files.length).toBeGreaterThan(2);
+    for (const f of files) {
+      const end = await dataEnd(f);
+      const size = await fileSize(f);
+      expect(size).toBeLessThanOrEqual(Math.max(segmentBytes, end));
+      expect(await zerosBetween(f, end, size)).toBe(true);
+    }
+    // The segments before the last were zeroed up to the segment size before the saves reached it.
+    const first = files[0] ?? "";
+    expect(await fileSize(first)).toBeGreaterThanOrEqual(segmentBytes);
+    const b = await open({ dir });
+    expect(b.repaired).toBeNull();
+    expect(b.entries.map((e) => e.index)).toEqual(Array.from({ length: 40 }, (_, k) => k + 1));
+    await b.wal.close();
+  });
+});
+
 describe("torn writes and corruption", () => {
-  /** A WAL of three saves in one segment; returns the file and the offset where each save starts. */
+  /**
+   * A WAL of three saves in one segment, closed and cut to its last save (no
+   * zeros after it); returns the file and the offset where each save starts.
+   */
   async function threeSaves(dir: string): Promise<{ file: string; starts: number[]; end: number }> {
     const a = await open({ dir });
     const file = a.wal.segmentFiles()[0] ?? "";
     const starts: number[] = [];
     for (let k = 0; k < 3; k++) {
-      starts.push(await fileSize(file));
+      starts.push(await dataEnd(file));
       await saveOk(a.wal, hs(1, k * 4), ents(k * 4 + 1, k * 4 + 4, 1));
     }
     await a.wal.close();
-    return { file, starts, end: await fileSize(file) };
+    return { file, starts, end: await cutZeros(file) };
   }
 
   test("a record cut short at the end of the last segment is cut off and reported; appends then work", async () => {
@@ -336,7 +395,7 @@ describe("torn writes and corruption", () => {
     expect(logger.lines.some((l) => l.level === "warn" && (l.fields as { file?: string }).file === file)).toBe(true);
     expect(b.entries).toEqual(ents(1, 8, 1));
     expect(b.hardState).toEqual(hs(1, 4));
-    expect(await fileSize(file)).toBe(lastStart);
+    expect(await dataEnd(file)).toBe(lastStart);
 
     await saveOk(b.wal, hs(2, 8), ents(9, 10, 2));
     await b.wal.close();
@@ -383,17 +442,22 @@ describe("torn writes and corruption", () => {
     await b.wal.close();
   });
 
-  test("garbage and zeros after the last save are cut off", async () => {
+  test("garbage after the last save is cut off; zeros after it are room, and the next save goes where the data ends", async () => {
     for (const tail of [Buffer.from("this is not a record at all, just noise ".repeat(5)), Buffer.alloc(4096)]) {
       const dir = await tempDir();
       const { file, end } = await threeSaves(dir);
       await fs.appendFile(file, tail);
       const b = await open({ dir });
-      expect(b.repaired).toMatchObject({ file, offset: end, droppedBytes: tail.byteLength });
+      if (tail[0] === 0) expect(b.repaired).toBeNull();
+      else expect(b.repaired).toMatchObject({ file, offset: end, droppedBytes: tail.byteLength });
       expect(b.entries).toEqual(ents(1, 12, 1));
       await saveOk(b.wal, null, ents(13, 13, 1));
       await b.wal.close();
-      expect((await open({ dir })).entries).toEqual(ents(1, 13, 1));
+      expect(await dataEnd(file)).toBeGreaterThan(end);
+      const c = await open({ dir });
+      expect(c.repaired).toBeNull();
+      expect(c.entries).toEqual(ents(1, 13, 1));
+      await c.wal.close();
     }
   });
 

@@ -11,6 +11,17 @@
 // loop to pick up its completion, which is most of a save's time at one
 // client. Elsewhere a save is write, then fdatasync.
 //
+// A save that extends the file also changes its size, which ext4 (and most
+// file systems) must commit to its journal before the write is durable: one
+// more disk write, and a wait on the journal that every file shares. So the
+// WAL writes zeros ahead of its saves, a megabyte at a time in the queue of
+// saves, and a save overwrites blocks the file already has. Replay reads
+// the zeros as room not yet used. Measured beside etcd at one client (10 s
+// runs, 3 each): writes/s +9-13 %, p50 1.17-1.22 -> 1.07-1.12 ms, p99
+// 4.23-4.45 -> 3.83-4.26 ms. (PostgreSQL zero-fills its WAL segments for the
+// same reason; space from fallocate does not help, since writing into it
+// still changes the file's block map.)
+//
 // Every segment starts with a header and, after the first, with the hard
 // state and newest snapshot marker as of its creation, so that any suffix of
 // the segments replays to the same state. That is what lets releaseTo()
@@ -35,6 +46,9 @@ import type { SegmentName } from "./segment.ts";
 import { parseSegmentName, readSegment, segmentFileName } from "./segment.ts";
 
 export const defaultSegmentBytes = 64 * 1024 * 1024;
+/** Zeros are written ahead of the saves this much at a time, when less than this much zeroed room is left. */
+export const zeroChunkBytes = 1024 * 1024;
+const zeros = new Uint8Array(zeroChunkBytes);
 
 // Node's types list every constant, but a platform without O_DSYNC (Windows) leaves it out.
 const oDsync: number | undefined = (fsConstants as Partial<typeof fsConstants>).O_DSYNC;
@@ -103,6 +117,8 @@ interface WalState {
   readonly segments: Segment[];
   readonly handle: FileHandle;
   readonly size: number;
+  /** The last segment file's length (>= size: the rest is zeros). */
+  readonly fileBytes: number;
   readonly hardState: HardState;
   readonly lastIndex: LogIndex;
   readonly newestMarker: SnapshotMarker | null;
@@ -119,6 +135,10 @@ export class Wal {
   private handle: FileHandle;
   /** Bytes in the last segment; the next save is written here. */
   private size: number;
+  /** The last segment's length: bytes from `size` up to it are zeros written ahead (zeroAhead). */
+  private zeroedTo: number;
+  /** A zeroAhead is queued or running. */
+  private zeroing = false;
   private hardState: HardState;
   /**
    * An upper bound on the log's last index (exact unless a snapshot marker
@@ -141,9 +161,11 @@ export class Wal {
     this.segments = st.segments;
     this.handle = st.handle;
     this.size = st.size;
+    this.zeroedTo = st.fileBytes;
     this.hardState = st.hardState;
     this.lastIndex = st.lastIndex;
     this.newestMarker = st.newestMarker;
+    this.zeroAhead();
   }
 
   /**
@@ -181,13 +203,14 @@ export class Wal {
       const handle = await attempt("open", first.file, () => openForAppend(first.file));
       if (isIoError(handle)) return fail(handle);
       logger.info({ dir, file: first.file }, "wal: created a new log");
-      const wal = new Wal(opts, { segments: [first], handle, size: created, hardState: emptyHardState, lastIndex: 0, newestMarker: null });
+      const wal = new Wal(opts, { segments: [first], handle, size: created, fileBytes: created, hardState: emptyHardState, lastIndex: 0, newestMarker: null });
       return { ok: true, wal, hardState: emptyHardState, entries: [], prev: { index: 0, term: 0 }, snapshot: null, snapshotMarkers: [], repaired: null };
     }
 
     const log = new ReplayLog();
     let repaired: WalRepair | null = null;
     let lastSize = 0;
+    let lastFileBytes = 0;
     for (let k = 0; k < segments.length; k++) {
       const seg = segments[k];
       if (seg === undefined) break;
@@ -210,7 +233,8 @@ export class Wal {
           if (bad !== null) return fail({ type: "WalCorrupt", file: seg.file, offset: batch.offset, message: bad });
         }
       }
-      lastSize = buf.byteLength;
+      lastSize = read.end;
+      lastFileBytes = buf.byteLength;
       if (read.torn !== null) {
         const torn = read.torn;
         const cut = await attempt("truncate", seg.file, async () => {
@@ -225,6 +249,7 @@ export class Wal {
         if (isIoError(cut)) return fail(cut);
         repaired = { file: seg.file, offset: torn.offset, droppedBytes: buf.byteLength - torn.offset, reason: torn.message };
         lastSize = torn.offset;
+        lastFileBytes = torn.offset;
         logger.warn(repaired, "wal: cut off a torn write at the end of the log");
       }
     }
@@ -250,6 +275,7 @@ export class Wal {
       segments,
       handle,
       size: lastSize,
+      fileBytes: lastFileBytes,
       hardState: log.hardState,
       lastIndex: log.lastIndex(),
       newestMarker: markers[markers.length - 1] ?? null,
@@ -298,6 +324,7 @@ export class Wal {
       }
       const written = await this.write(batch);
       if (!written.ok) return written;
+      this.zeroAhead();
       if (snapshot !== null) this.noteMarker(snapshot);
       if (first !== undefined) this.lastIndex = first.index + entries.length - 1;
       if (hardState !== null) this.hardState = hardState;
@@ -352,6 +379,39 @@ export class Wal {
     await this.enqueue(() => this.handle.close());
   }
 
+  /**
+   * Queues a write of zeros after the data when less than zeroChunkBytes of
+   * zeroed room is left in the segment (see the top of this file). Durable
+   * like a save, so that the file's new length is on disk before a save
+   * relies on it. Runs in the queue of saves, so it never overlaps one.
+   * A failure only stops the zeros for this segment.
+   */
+  private zeroAhead(): void {
+    if (this.zeroing || this.failed !== null || this.closed) return;
+    if (this.zeroedTo - this.size >= zeroChunkBytes || this.zeroedTo >= this.segmentBytes) return;
+    this.zeroing = true;
+    void this.enqueue(async () => {
+      this.zeroing = false;
+      if (this.failed !== null) return;
+      const from = Math.max(this.zeroedTo, this.size);
+      const to = Math.min(from + zeroChunkBytes, this.segmentBytes);
+      if (to <= from) return;
+      const file = this.current().file;
+      const wrote = await attempt("write", file, async () => {
+        await writeAll(this.handle, zeros.subarray(0, to - from), from);
+        if (!walWritesAreSynchronous) await this.handle.datasync();
+      });
+      if (isIoError(wrote)) {
+        // Not the log's data: saves go on, appending as before (if the disk
+        // is failing, the next save finds out). The room is zeros or absent.
+        this.logger.warn({ ...wrote }, "wal: could not write zeros ahead of the log; appending without them");
+        this.zeroedTo = this.segmentBytes;
+        return;
+      }
+      this.zeroedTo = to;
+    });
+  }
+
   private enqueue<T>(op: () => Promise<T>): Promise<T> {
     const run = this.tail.then(op);
     this.tail = run.catch(() => undefined);
@@ -391,6 +451,8 @@ export class Wal {
     this.handle = handle;
     this.segments.push(seg);
     this.size = size;
+    this.zeroedTo = size;
+    this.zeroAhead();
     if (isIoError(closed)) this.logger.warn({ ...closed }, "wal: closing a full segment failed (its data was already synced)");
     this.logger.info({ file: seg.file, firstIndex: seg.firstIndex }, "wal: started a new segment");
     return ok;

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { onTestFinished } from "vitest";
 import type { Entry, NodeId } from "../../raft/types.ts";
 import type { StorageLogger } from "../logger.ts";
+import { readSegment } from "../segment.ts";
 
 /** A new empty directory under os.tmpdir(), removed when the current test ends. */
 export async function tempDir(): Promise<string> {
@@ -49,6 +50,23 @@ export function recordingLogger(): StorageLogger & { readonly lines: LogLine[] }
 
 export async function fileSize(file: string): Promise<number> {
   return (await fs.stat(file)).size;
+}
+
+/**
+ * Where a segment's saves end (the WAL writes zeros after them: see Wal),
+ * as replay finds it.
+ */
+export async function dataEnd(file: string): Promise<number> {
+  const read = readSegment(new Uint8Array(await fs.readFile(file)), file, true);
+  if (!read.ok) throw new Error(`dataEnd: ${read.error.message}`);
+  return read.end;
+}
+
+/** Cuts the zeros written ahead off a closed segment, leaving a file that ends with its last save. */
+export async function cutZeros(file: string): Promise<number> {
+  const end = await dataEnd(file);
+  await fs.truncate(file, end);
+  return end;
 }
 
 /** Flips one bit of the byte at `offset`. */
