@@ -3,7 +3,7 @@
 // and reported; damage in the middle of the WAL stops the member from
 // starting, naming the file and the offset.
 
-import { appendFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
@@ -106,7 +106,7 @@ describe("restarting the whole cluster", () => {
 });
 
 describe("WAL damage", () => {
-  test("a torn tail (garbage appended, or the last record cut short) is repaired on restart", async () => {
+  test("a torn tail (garbage, or the last save cut short, written where the saves end) is repaired on restart", async () => {
     const acked: Acked = new Map();
     const leader = await cluster.waitLeader();
     const victim = cluster.running().find((m) => m !== leader);
@@ -120,24 +120,31 @@ describe("WAL damage", () => {
       const segs = walSegments(victim);
       const seg = segs[segs.length - 1];
       if (seg === undefined) throw new Error("no WAL segment");
-      const size = readFileSync(seg).byteLength;
+      // Where the saves end: the WAL keeps zeros after them, and an
+      // unfinished save is written over those.
+      const records = walRecordOffsets(seg);
+      const lastRecord = records[records.length - 1];
+      if (lastRecord === undefined) throw new Error("no records");
+      const end = lastRecord.offset + 10 + lastRecord.length;
+      let torn: Buffer;
       if (damage === "append") {
         // Half a record header and some payload: a save that never finished.
-        appendFileSync(seg, Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x01, 0x00, 0x02, 0x01, 0x55, 0x55, 0x55]));
+        torn = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x01, 0x00, 0x02, 0x01, 0x55, 0x55, 0x55]);
       } else {
         // A save that was being written when the process died: a copy of
         // the last save, cut off in the middle of its last record. (Cutting
         // into a save that was already fsynced would drop entries this
         // member acknowledged, which Raft does not allow for: the leader
         // never sends entries below a follower's match index again.)
-        const records = walRecordOffsets(seg);
         const firstOfSave = records.findLastIndex((r) => (r.flags & 1) !== 0);
         const start = records[firstOfSave];
-        const tail = records[records.length - 1];
-        if (start === undefined || tail === undefined) throw new Error("no records");
+        if (start === undefined) throw new Error("no records");
         const save = readFileSync(seg).subarray(start.offset);
-        appendFileSync(seg, save.subarray(0, tail.offset - start.offset + 10 + Math.floor(tail.length / 2)));
+        torn = save.subarray(0, lastRecord.offset - start.offset + 10 + Math.floor(lastRecord.length / 2));
       }
+      const fd = openSync(seg, "r+");
+      writeSync(fd, torn, 0, torn.byteLength, end);
+      closeSync(fd);
       const repairsBefore = logLines(victim, "repaired a torn write").length;
       cluster.restart(victim);
       await cluster.waitLeader();
@@ -147,8 +154,8 @@ describe("WAL damage", () => {
       const repair = repairs[repairs.length - 1];
       expect(repair?.["file"]).toBe(seg);
       expect(repair?.["droppedBytes"]).toBeGreaterThan(0);
-      expect(repair?.["offset"]).toBe(size);
-      expect(readFileSync(seg).byteLength).toBeGreaterThanOrEqual(size);
+      expect(repair?.["offset"]).toBe(end);
+      expect(readFileSync(seg).byteLength).toBeGreaterThanOrEqual(end);
       expect(victim.running).toBe(true);
 
       // Everything acknowledged is there; the cut-off save came back from the leader.

@@ -261,6 +261,8 @@ export function walRecordOffsets(file: string): { offset: number; length: number
   const out: { offset: number; length: number; type: number; flags: number }[] = [];
   let pos = 0;
   while (pos + 10 <= buf.byteLength) {
+    // Type 0: the zeros the WAL writes ahead of its saves, where the data ends.
+    if (buf.readUInt8(pos + 8) === 0) break;
     const length = buf.readUInt32BE(pos + 4);
     if (pos + 10 + length > buf.byteLength) break;
     out.push({ offset: pos, length, type: buf.readUInt8(pos + 8), flags: buf.readUInt8(pos + 9) });
