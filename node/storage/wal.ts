@@ -11,9 +11,10 @@
 // loop to pick up its completion, which is most of a save's time at one
 // client. Elsewhere a save is write, then fdatasync.
 //
-// A save that extends the file also changes its size, which ext4 (and most
-// file systems) must commit to its journal before the write is durable: one
-// more disk write, and a wait on the journal that every file shares. So the
+// A save that extends the file also changes its size and allocates blocks,
+// and an O_DSYNC write returns only once that metadata is on disk too (on
+// ext4 through the journal, or without one, as on the benchmark machine, by
+// writing the inode and allocation maps): more disk writes per save. So the
 // WAL writes zeros ahead of its saves, a megabyte at a time in the queue of
 // saves, and a save overwrites blocks the file already has. Replay reads
 // the zeros as room not yet used. Measured beside etcd at one client (10 s
