@@ -37,8 +37,8 @@ export class Writer {
   private buf: Uint8Array;
   private pos = 0;
 
-  constructor(capacity: number, buf?: Uint8Array) {
-    this.buf = buf ?? new Uint8Array(capacity);
+  constructor(capacity: number) {
+    this.buf = new Uint8Array(capacity);
   }
 
   /**
@@ -49,7 +49,9 @@ export class Writer {
    * Uint8Array over memory of its own (never a pooled Buffer).
    */
   static unzeroed(capacity: number): Writer {
-    return new Writer(capacity, new Uint8Array(Buffer.allocUnsafeSlow(capacity).buffer, 0, capacity));
+    const w = new Writer(0);
+    w.buf = new Uint8Array(Buffer.allocUnsafeSlow(capacity).buffer, 0, capacity);
+    return w;
   }
 
   get length(): number {

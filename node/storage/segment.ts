@@ -124,7 +124,6 @@ export function readSegment(buf: Uint8Array, file: string, isLast: boolean): Seg
 
 /** Whether every byte from `pos` to the end is zero (a record never starts with ten zero bytes: its checksum would not hold). */
 function zerosFrom(buf: Uint8Array, pos: number): boolean {
-  if (buf[pos] !== 0) return false;
   for (let p = pos; p < buf.byteLength; p++) if (buf[p] !== 0) return false;
   return true;
 }

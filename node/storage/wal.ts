@@ -452,8 +452,8 @@ export class Wal {
     this.handle = handle;
     this.segments.push(seg);
     this.size = size;
+    // The save that rotated queues the new segment's zeros after its write.
     this.zeroedTo = size;
-    this.zeroAhead();
     if (isIoError(closed)) this.logger.warn({ ...closed }, "wal: closing a full segment failed (its data was already synced)");
     this.logger.info({ file: seg.file, firstIndex: seg.firstIndex }, "wal: started a new segment");
     return ok;
