@@ -741,6 +741,11 @@ export class Raft {
         // Leadership transfer: campaign at once, skipping pre-vote (thesis §3.10).
         this.hup(true);
         return stepOk;
+      case "beacon":
+        // Only from the leader we already follow, in our term: a beacon can
+        // keep a known leader but never choose one.
+        if (m.leads && m.peerTerm === this.term && this.lead === m.from) this.electionElapsed = 0;
+        return stepOk;
       default:
         return stepOk;
     }
@@ -840,6 +845,11 @@ export class Raft {
         return stepOk;
       case "unreachable":
         if (pr.state === "replicate") pr.becomeProbe();
+        return stepOk;
+      case "beacon":
+        // The follower says it follows us in this term: it is alive for
+        // check-quorum even while its responses are late.
+        if (!m.leads && m.peerTerm === this.term) pr.recentActive = true;
         return stepOk;
       default:
         return stepOk;

@@ -116,6 +116,14 @@ export class RawNode {
     this.raft.step({ type: "snapStatus", from: peer, to: this.raft.id, term: 0, failed });
   }
 
+  /**
+   * A liveness beacon from `peer` (MsgBeacon): it says it leads `peerTerm`
+   * (leads), or that it follows this member in `peerTerm`.
+   */
+  beacon(peer: NodeId, peerTerm: number, leads: boolean): void {
+    this.raft.step({ type: "beacon", from: peer, to: this.raft.id, term: 0, peerTerm, leads });
+  }
+
   private softState(): SoftState {
     return { leader: this.raft.lead, role: this.raft.role };
   }

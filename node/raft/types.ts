@@ -148,6 +148,14 @@ export interface MsgSnap extends Base { readonly type: "snap"; readonly snapshot
 export interface MsgUnreachable extends Base { readonly type: "unreachable" }
 /** Local: the transport finished (or failed) sending a snapshot to a peer. */
 export interface MsgSnapStatus extends Base { readonly type: "snapStatus"; readonly failed: boolean }
+/**
+ * Local: a liveness beacon from peer `from` (the driver's PeerBeacon, sent
+ * outside the peer streams). `leads`: the peer says it leads `peerTerm`;
+ * otherwise it says it follows this member in `peerTerm`. It carries no log
+ * position and only ever stands in for a heartbeat's effect on the
+ * election and check-quorum clocks.
+ */
+export interface MsgBeacon extends Base { readonly type: "beacon"; readonly peerTerm: Term; readonly leads: boolean }
 
 export type Message =
   | MsgHup
@@ -166,7 +174,8 @@ export type Message =
   | MsgHeartbeatResp
   | MsgSnap
   | MsgUnreachable
-  | MsgSnapStatus;
+  | MsgSnapStatus
+  | MsgBeacon;
 
 export type MessageType = Message["type"];
 
@@ -187,6 +196,7 @@ export function isRemote(m: Message): boolean {
     case "checkQuorum":
     case "unreachable":
     case "snapStatus":
+    case "beacon":
       return false;
     default:
       return true;

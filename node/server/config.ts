@@ -76,6 +76,7 @@ export const configSchema = z
     requestTimeoutMs: positiveInt(600_000),
     autoCompactionRetention: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
     snapshotCatchupEntries: z.coerce.number().int().min(0).max(100_000_000),
+    peerBeacons: z.enum(["true", "false"], { message: 'must be "true" or "false"' }).transform((v) => v === "true"),
     unsafePlantedBug: z.enum(["staleReads"]).optional(),
   })
   .superRefine((c, ctx) => {
@@ -113,6 +114,7 @@ const settings = {
   requestTimeoutMs: { flag: "request-timeout-ms", env: "CONCORD_REQUEST_TIMEOUT_MS", dflt: "5000" },
   autoCompactionRetention: { flag: "auto-compaction-retention", env: "CONCORD_AUTO_COMPACTION_RETENTION", dflt: "10000" },
   snapshotCatchupEntries: { flag: "snapshot-catchup-entries", env: "CONCORD_SNAPSHOT_CATCHUP_ENTRIES", dflt: "5000" },
+  peerBeacons: { flag: "peer-beacons", env: "CONCORD_PEER_BEACONS", dflt: "true" },
   // Test only: plants a known bug so that the chaos checkers can be shown to catch it.
   unsafePlantedBug: { flag: "unsafe-planted-bug", env: "CONCORD_UNSAFE_PLANTED_BUG", dflt: undefined },
 } as const satisfies Record<keyof Config, { flag: string; env: string; dflt: string | undefined }>;

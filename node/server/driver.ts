@@ -27,6 +27,16 @@ export interface PeerSender {
   flush(): void;
 }
 
+/**
+ * Liveness beacons (PeerBeacon in the transport): the driver tells it this
+ * member's view and whom it heard from on every tick, and takes the beacons
+ * that arrived since, which it steps into the core as MsgBeacon.
+ */
+export interface BeaconPort {
+  publish(view: { term: number; role: "leader" | "follower" | "other"; lead: NodeId | null }, heard: Iterable<NodeId>): void;
+  take(peer: NodeId): { readonly term: number; readonly leads: boolean } | null;
+}
+
 /** The replicated state machine. */
 export interface Applier {
   /** Applies a client envelope; the result goes back to the proposer. */
@@ -55,6 +65,12 @@ export interface DriverEvents {
   onSnapshot?(seconds: number, index: number): void;
   /** A snapshot from the leader was installed. */
   onSnapshotInstalled?(index: number, term: number): void;
+  /**
+   * A beacon from `peer` was stepped in after no Raft message came from it
+   * for half an election timeout or more: the beacon stood in for late
+   * heartbeats (or late responses to them).
+   */
+  onBeaconBridged?(peer: NodeId): void;
 }
 
 export type DriverError =
@@ -88,6 +104,11 @@ export class RaftDriver {
   private readonly opts: DriverOptions;
   private readonly applier: Applier;
   private transport: PeerSender | null = null;
+  private beacon: BeaconPort | null = null;
+  /** Peers a Raft message arrived from since the last tick (for the beacon). */
+  private readonly heard = new Set<NodeId>();
+  /** Per peer, ticks in a row with no Raft message from it (for onBeaconBridged). */
+  private readonly silentTicks = new Map<NodeId, number>();
   private events: DriverEvents;
 
   private ticker: NodeJS.Timeout | null = null;
@@ -143,8 +164,13 @@ export class RaftDriver {
     this.transport = t;
   }
 
+  setBeacon(b: BeaconPort): void {
+    this.beacon = b;
+  }
+
   start(): void {
     this.ticker = setInterval(() => {
+      this.beaconTick();
       this.raw.tick();
       this.kick();
     }, this.opts.tickMs);
@@ -154,8 +180,39 @@ export class RaftDriver {
   /** A message from a peer. */
   receive(m: Message): void {
     if (this.stopped) return;
+    if (this.beacon !== null) this.heard.add(m.from);
     this.raw.step(m);
     this.kick();
+  }
+
+  /**
+   * Before each tick: publish this member's view for the beacon worker, and
+   * step in what the peers that matter beaconed since the last tick (the
+   * leader, for a follower; the voters, for a leader).
+   */
+  private beaconTick(): void {
+    const b = this.beacon;
+    if (b === null) return;
+    const r = this.raw.raft;
+    const role = r.role === "leader" ? "leader" : r.role === "follower" || r.role === "learner" ? "follower" : "other";
+    b.publish({ term: r.term, role, lead: r.lead }, this.heard);
+    if (role === "follower" && r.lead !== null) {
+      this.takeBeacon(b, r.lead, r.term, true);
+    } else if (role === "leader") {
+      for (const id of r.conf().voters) if (id !== this.id) this.takeBeacon(b, id, r.term, false);
+    }
+    this.heard.clear();
+  }
+
+  private takeBeacon(b: BeaconPort, peer: NodeId, term: number, fromLeader: boolean): void {
+    const silent = this.heard.has(peer) ? 0 : (this.silentTicks.get(peer) ?? 0) + 1;
+    this.silentTicks.set(peer, silent);
+    const got = b.take(peer);
+    if (got === null) return;
+    this.raw.beacon(peer, got.term, got.leads);
+    if (got.term === term && got.leads === fromLeader && silent >= Math.max(2, Math.floor(this.opts.raft.electionTick / 2))) {
+      this.events.onBeaconBridged?.(peer);
+    }
   }
 
   /**

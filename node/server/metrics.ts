@@ -72,6 +72,32 @@ export class NodeMetrics {
     registers: [this.registry],
   });
 
+  readonly beaconsBridged = new Counter({
+    name: "concord_network_peer_beacon_bridged_total",
+    help: "Ticks on which a peer's liveness beacon stood in for Raft messages from it that were late by half an election timeout or more.",
+    labelNames: ["member"] as const,
+    registers: [this.registry],
+  });
+  /** Set by the server when beacons run: sent, received, invalid and sendFailed datagrams so far. */
+  beaconCounts: (() => { sent: number; received: number; invalid: number; sendFailed: number }) | null = null;
+  readonly beaconDatagrams = new Counter({
+    name: "concord_network_peer_beacon_datagrams_total",
+    help: "Liveness beacon datagrams by outcome: sent, received, invalid (refused), send_failed.",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+    collect: () => {
+      const c = this.beaconCounts?.();
+      if (c === undefined) return;
+      const seen = { sent: c.sent, received: c.received, invalid: c.invalid, send_failed: c.sendFailed };
+      for (const [outcome, total] of Object.entries(seen)) {
+        const delta = total - (this.beaconReported.get(outcome) ?? 0);
+        if (delta > 0) this.beaconDatagrams.inc({ outcome }, delta);
+        this.beaconReported.set(outcome, total);
+      }
+    },
+  });
+  private readonly beaconReported = new Map<string, number>();
+
   readonly httpDuration = new Histogram({
     name: "concord_http_request_duration_seconds",
     help: "Client HTTP request latency by method, route and status code.",

@@ -10,7 +10,7 @@ import { KvStore, encodeCommand } from "../kv/index.ts";
 import type { NodeId, RaftConfig } from "../raft/index.ts";
 import { SeededRng, defaultRaftConfig } from "../raft/index.ts";
 import { DurableStorage } from "../storage/index.ts";
-import { Transport, describePeerError } from "../transport/index.ts";
+import { PeerBeacon, Transport, describePeerError } from "../transport/index.ts";
 import type { Config } from "./config.ts";
 import type { Outcome } from "./driver.ts";
 import { RaftDriver } from "./driver.ts";
@@ -49,6 +49,8 @@ export class ConcordServer {
   draining = false;
   clientUrl = "";
   peerPort = 0;
+  /** Liveness beacons, unless off (--peer-beacons=false) or their UDP port could not be bound. */
+  beacon: PeerBeacon | null = null;
 
   private constructor(
     config: Config,
@@ -204,8 +206,10 @@ export class ConcordServer {
       await storage.close();
       return startError(`cannot listen for peers on ${peerUrl.origin}: ${(e as Error).message}`);
     }
+    if (config.peerBeacons) await server.startBeacon(peerUrl.hostname, server.peerPort);
     const err = await server.listenHttp();
     if (err !== null) {
+      await server.beacon?.stop();
       await transport.stop();
       await storage.close();
       return err;
@@ -217,6 +221,33 @@ export class ConcordServer {
       "concord-node started",
     );
     return server;
+  }
+
+  /**
+   * Liveness beacons over UDP on the peer port's number (PeerBeacon). A
+   * member that cannot bind it runs without them: heartbeats alone decide.
+   */
+  private async startBeacon(hostname: string, port: number): Promise<void> {
+    const { config, log, driver } = this;
+    const res = await PeerBeacon.start({
+      self: this.identity.id,
+      clusterId: this.state.clusterId,
+      // URL keeps the brackets of an IPv6 literal.
+      bind: { host: hostname.startsWith("[") ? hostname.slice(1, -1) : hostname, port },
+      intervalMs: config.heartbeatIntervalMs,
+      // Long enough to bridge the pauses seen under load (up to about 150 ms),
+      // short enough that a wedged leader is still replaced within half a second at the defaults.
+      bridgeMs: 4 * config.electionTimeoutMs,
+      logger: log.child({ component: "beacon" }),
+    });
+    if ("type" in res) {
+      log.warn({ err: res.message, port }, "liveness beacons are off (UDP port not usable); heartbeats alone decide");
+      return;
+    }
+    this.beacon = res;
+    res.setPeers(peersOf(this.state.memberList(), this.identity.id));
+    driver.setBeacon(res);
+    this.metrics.beaconCounts = () => res.counters();
   }
 
   private wireEvents(): void {
@@ -262,6 +293,9 @@ export class ConcordServer {
       onSnapshotInstalled: (index: number, term: number): void => {
         log.info({ index, term }, "installed a snapshot from the leader");
       },
+      onBeaconBridged: (peer: NodeId): void => {
+        metrics.beaconsBridged.inc({ member: state.member(peer)?.name ?? peer });
+      },
       onSnapshot: (seconds: number, index: number): void => {
         metrics.snapshotDuration.observe(seconds);
         log.info({ index, appliedIndex: state.appliedIndex(), term: driver.raw.raft.term, seconds }, "snapshot taken");
@@ -288,6 +322,7 @@ export class ConcordServer {
    * says they were removed (see Transport.setPeers).
    */
   private syncPeers(): void {
+    this.beacon?.setPeers(peersOf(this.state.memberList(), this.identity.id));
     for (const e of this.transport.setPeers(peersOf(this.state.memberList(), this.identity.id))) {
       this.log.warn({ error: e }, `member directory entry not usable as a peer: ${describePeerError(e)}`);
     }
@@ -453,6 +488,7 @@ export class ConcordServer {
       });
       this.http.closeAllConnections();
     });
+    await this.beacon?.stop();
     await this.transport.stop();
     await this.storage.close();
     this.log.info("stopped");

@@ -10,3 +10,5 @@ export type { PeerError, PeerResult, TooManyRemotes, UnknownPeer } from "./peer-
 export { describePeerError } from "./peer-error.ts";
 export type { PeerStatus, TransportOptions } from "./transport.ts";
 export { Transport, maxRemotePeers, transportDefaults } from "./transport.ts";
+export type { BeaconOptions, BeaconStartError } from "./beacon.ts";
+export { PeerBeacon } from "./beacon.ts";

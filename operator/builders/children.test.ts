@@ -42,6 +42,8 @@ describe("StatefulSet", () => {
     expect(c?.image).toBe("concord:1");
     expect(c?.readinessProbe?.httpGet).toMatchObject({ path: "/readyz", port: "client" });
     expect(c?.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: "client" });
+    // The peer port carries the Raft streams (TCP) and the liveness beacons (UDP).
+    expect(c?.ports?.map((p) => `${p.name}=${p.containerPort}/${p.protocol ?? ""}`)).toEqual(["client=8379/TCP", "peer=2380/TCP", "peer-beacon=2380/UDP"]);
     expect(c?.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath])).toEqual([
       ["POD_NAME", "metadata.name"],
       ["POD_NAMESPACE", "metadata.namespace"],
@@ -115,7 +117,7 @@ describe("Services and PodDisruptionBudget", () => {
   test("the peer Service is headless and publishes members before they are ready", () => {
     const s = peerService(cc());
     expect(s.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
-    expect(s.spec?.ports?.map((p) => p.port)).toEqual([8379, 2380]);
+    expect(s.spec?.ports?.map((p) => `${p.port}/${p.protocol ?? ""}`)).toEqual(["8379/TCP", "2380/TCP", "2380/UDP"]);
   });
 
   test.each([

@@ -74,6 +74,8 @@ export function peerService(cc: ConsensusCluster): V1Service {
       ports: [
         { name: "client", port: clientPort, targetPort: "client", protocol: "TCP" },
         { name: "peer", port: peerPort, targetPort: "peer", protocol: "TCP" },
+        // The members' liveness beacons (UDP on the peer port's number).
+        { name: "peer-beacon", port: peerPort, targetPort: "peer-beacon", protocol: "UDP" },
       ],
     },
   };
@@ -147,6 +149,7 @@ function memberContainer(cc: ConsensusCluster, o: BuildOptions): V1Container {
     ports: [
       { name: "client", containerPort: clientPort, protocol: "TCP" },
       { name: "peer", containerPort: peerPort, protocol: "TCP" },
+      { name: "peer-beacon", containerPort: peerPort, protocol: "UDP" },
     ],
     // Ready: a leader is known and this member has applied nearly everything
     // committed. Live: the process answers; a member catching up is alive.

@@ -2,6 +2,7 @@
 // port 0, raw sockets and servers, a proxy that can hold a connection, and
 // bounded polling. Everything created through a Harness is closed by cleanup().
 
+import { createSocket } from "node:dgram";
 import { connect, createServer } from "node:net";
 import type { AddressInfo, Server, Socket } from "node:net";
 import type { Message, MessageType, NodeId } from "../../raft/types.ts";
@@ -22,6 +23,20 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/** A UDP port on 127.0.0.1 that was free a moment ago (the kernel's pick). */
+export function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => {
+        resolve(port);
+      });
+    });
+  });
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -272,7 +287,7 @@ export class HoldingProxy {
   }
 }
 
-type WireType = Exclude<MessageType, "hup" | "beat" | "checkQuorum" | "unreachable" | "snapStatus">;
+type WireType = Exclude<MessageType, "hup" | "beat" | "checkQuorum" | "unreachable" | "snapStatus" | "beacon">;
 
 const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, k) => (k * 31 + seed) & 0xff);
 
