@@ -75,6 +75,8 @@ interface Context {
   readonly loadgen: Loadgen;
   readonly samples: Samples;
   readonly errors: string[];
+  /** Observations that are not table rows (beacons' bridged ticks), kept in the JSON. */
+  readonly notes: string[];
 }
 
 async function leaderIndex(sys: SystemCluster): Promise<number> {
@@ -118,8 +120,29 @@ async function failoverRun(ctx: Context, sys: SystemCluster, label: string): Pro
   record(ctx.samples, label, sys.label, { p50: median(sorted), p99: sorted[sorted.length - 1] ?? null, rate: null });
 }
 
+/**
+ * Concord only: per member, ticks on which a peer's liveness beacon stood in
+ * for its late Raft messages so far (concord_network_peer_beacon_bridged_total).
+ */
+async function beaconBridged(sys: SystemCluster): Promise<number[] | null> {
+  if (sys.kind !== "concord") return null;
+  return Promise.all(
+    sys.endpoints.map(async (e) => {
+      try {
+        const text = await (await fetch(`${e}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+        let n = 0;
+        for (const line of text.split("\n")) if (line.startsWith("concord_network_peer_beacon_bridged_total")) n += Number(line.slice(line.lastIndexOf(" ") + 1));
+        return n;
+      } catch {
+        return Number.NaN;
+      }
+    }),
+  );
+}
+
 async function stabilityRun(ctx: Context, sys: SystemCluster, latencyLabel: string, changesLabel: string): Promise<void> {
   const leader = await leaderIndex(sys);
+  const bridgedBefore = await beaconBridged(sys);
   const first = await sys.leader();
   let changes = 0;
   let last = first?.index ?? -1;
@@ -144,7 +167,10 @@ async function stabilityRun(ctx: Context, sys: SystemCluster, latencyLabel: stri
   record(ctx.samples, latencyLabel, sys.label, summarize(r.latencies, r.durationMs));
   record(ctx.samples, cpuLabel(latencyLabel), sys.label, cpuPerOp(r.cpu, r.latencies.length));
   record(ctx.samples, changesLabel, sys.label, { p50: null, p99: null, rate: changes });
-  log(`${sys.label} stability: ${changes} leader changes, term +${termDelta}, ${r.failed} failed writes`);
+  const bridgedAfter = await beaconBridged(sys);
+  const bridged = bridgedBefore === null || bridgedAfter === null ? "" : `, ticks bridged by beacons per member: ${bridgedAfter.map((n, k) => n - (bridgedBefore[k] ?? 0)).join(", ")}`;
+  if (bridged !== "") ctx.notes.push(`${sys.label} ${latencyLabel}${bridged}`);
+  log(`${sys.label} stability: ${changes} leader changes, term +${termDelta}, ${r.failed} failed writes${bridged}`);
 }
 
 async function specialRun(ctx: Context, sys: SystemCluster, labels: Labels): Promise<void> {
@@ -198,7 +224,7 @@ async function main(): Promise<void> {
   const machine = machineInfo(etcdRoot);
   const vers = versions(etcdBinary);
   const loadgen = new Loadgen();
-  const ctx: Context = { plan, loadgen, samples: new Map(), errors: [] };
+  const ctx: Context = { plan, loadgen, samples: new Map(), errors: [], notes: [] };
   const concordLabel = `Concord ${fast.electionMs}/${fast.heartbeatMs}`;
   const etcdLabel = `etcd ${fast.electionMs}/${fast.heartbeatMs}`;
   const etcdDefaultLabel = `etcd ${etcdDefault.electionMs}/${etcdDefault.heartbeatMs}`;
@@ -260,7 +286,7 @@ async function main(): Promise<void> {
   const out = plan.out ?? join(here, "..", "results", `compare-${date}.json`);
   mkdirSync(dirname(out), { recursive: true });
   const raw = Object.fromEntries([...ctx.samples].map(([w, bySys]) => [w, Object.fromEntries(bySys)]));
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds: elapsed, plan, machine, versions: vers, rows, table, cpuNote, raw, errors: ctx.errors }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds: elapsed, plan, machine, versions: vers, rows, table, cpuNote, raw, errors: ctx.errors, notes: ctx.notes }, null, 2)}\n`);
   process.stdout.write(`\nwrote ${out}\n`);
 }
 

@@ -96,6 +96,8 @@ interface MemberDelta {
   committed: number;
   gcSeconds: number;
   leaderChanges: number;
+  /** Ticks on which a peer's liveness beacon stood in for its late Raft messages. */
+  bridged: number;
   /** The largest event-loop delay seen by any scrape during the run. */
   maxLagSeconds: number;
 }
@@ -107,6 +109,7 @@ const counters = {
   committed: "concord_raft_proposals_committed_total",
   gcSeconds: "nodejs_gc_duration_seconds_sum",
   leaderChanges: "concord_server_leader_changes_seen_total",
+  bridged: "concord_network_peer_beacon_bridged_total",
 } as const;
 
 /**
@@ -183,7 +186,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push(`${o.op} → ${o.toLeader ? "leader" : "all members"}, ${o.clients} clients, ${o.seconds} s: ${s.rate?.toFixed(0) ?? "-"} ops/s, p50 ${s.p50?.toFixed(2) ?? "-"} ms, p99 ${s.p99?.toFixed(2) ?? "-"} ms, ${result.failed} failed${result.firstError === null ? "" : ` (${result.firstError})`}`);
   out.push("");
-  out.push("member      cpu %   fsyncs/s  fsync ms  writes/fsync   gc %   max loop delay ms  leader changes  GCs > 100 ms");
+  out.push("member      cpu %   fsyncs/s  fsync ms  writes/fsync   gc %   max loop delay ms  leader changes  GCs > 100 ms  beacon-bridged ticks");
   for (let k = 0; k < sys.endpoints.length; k++) {
     const b = before[k] ?? null;
     const a = after[k] ?? null;
@@ -206,6 +209,7 @@ async function main(): Promise<void> {
         (1000 * delta.maxLagSeconds).toFixed(1).padStart(20),
         String(delta.leaderChanges).padStart(16),
         String(gcDelta(b, a).slow).padStart(14),
+        String(delta.bridged).padStart(22),
       ].join(""),
     );
   }

@@ -29,8 +29,9 @@ export interface PeerSender {
 
 /**
  * Liveness beacons (PeerBeacon in the transport): the driver tells it this
- * member's view and whom it heard from on every tick, and takes the beacons
- * that arrived since, which it steps into the core as MsgBeacon.
+ * member's view and whom it heard from on every tick (a tick that is late
+ * is what makes the beacon worker send), and takes the beacons that arrived
+ * since, which it steps into the core as MsgBeacon.
  */
 export interface BeaconPort {
   publish(view: { term: number; role: "leader" | "follower" | "other"; lead: NodeId | null }, heard: Iterable<NodeId>): void;

@@ -91,7 +91,8 @@ export class NodeMetrics {
       const seen = { sent: c.sent, received: c.received, invalid: c.invalid, send_failed: c.sendFailed };
       for (const [outcome, total] of Object.entries(seen)) {
         const delta = total - (this.beaconReported.get(outcome) ?? 0);
-        if (delta > 0) this.beaconDatagrams.inc({ outcome }, delta);
+        // Every outcome gets a series from the first scrape, at 0 until it happens.
+        this.beaconDatagrams.inc({ outcome }, Math.max(0, delta));
         this.beaconReported.set(outcome, total);
       }
     },

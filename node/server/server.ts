@@ -235,6 +235,9 @@ export class ConcordServer {
       // URL keeps the brackets of an IPv6 literal.
       bind: { host: hostname.startsWith("[") ? hostname.slice(1, -1) : hostname, port },
       intervalMs: config.heartbeatIntervalMs,
+      // Beacons only while this member's loop is late: followers time out after
+      // an election timeout at the earliest, so a quarter of it leaves them time to arrive.
+      lateMs: config.electionTimeoutMs / 4,
       // Long enough to bridge the pauses seen under load (up to about 150 ms),
       // short enough that a wedged leader is still replaced within half a second at the defaults.
       bridgeMs: 4 * config.electionTimeoutMs,
@@ -245,9 +248,17 @@ export class ConcordServer {
       return;
     }
     this.beacon = res;
-    res.setPeers(peersOf(this.state.memberList(), this.identity.id));
+    this.setBeaconPeers();
     driver.setBeacon(res);
     this.metrics.beaconCounts = () => res.counters();
+  }
+
+  private setBeaconPeers(): void {
+    if (this.beacon === null) return;
+    const peers = peersOf(this.state.memberList(), this.identity.id);
+    this.beacon.setPeers(peers);
+    // A series per peer from the start, so that rate() sees the first pause.
+    for (const [id] of peers) this.metrics.beaconsBridged.inc({ member: this.state.member(id)?.name ?? id }, 0);
   }
 
   private wireEvents(): void {
@@ -322,7 +333,7 @@ export class ConcordServer {
    * says they were removed (see Transport.setPeers).
    */
   private syncPeers(): void {
-    this.beacon?.setPeers(peersOf(this.state.memberList(), this.identity.id));
+    this.setBeaconPeers();
     for (const e of this.transport.setPeers(peersOf(this.state.memberList(), this.identity.id))) {
       this.log.warn({ error: e }, `member directory entry not usable as a peer: ${describePeerError(e)}`);
     }

@@ -7,9 +7,9 @@
 // cluster id, sender id and receiver id, each as a byte length and UTF-8.
 //
 // Shared block, in slots (one per remote peer, assigned by the main thread):
-// - the main thread writes its own term, role and leader's slot, and per slot
-//   when it last received a Raft message from that peer ("contact"), under
-//   one sequence lock, once per tick;
+// - the main thread writes its own term, role and leader's slot, when it
+//   wrote them, and per slot when it last received a Raft message from that
+//   peer ("contact"), under one sequence lock, once per tick;
 // - the worker writes per slot the last beacon it received (kind, term, the
 //   slot's generation, when), each slot under its own sequence lock.
 // A sequence lock: the writer makes the counter odd, writes, makes it even;
@@ -106,7 +106,8 @@ const iSlotGen = iSlotKind + beaconSlots;
 const int32Words = iSlotGen + beaconSlots;
 // Float64 words.
 const fOwnTerm = 0;
-const fContact = 1;
+const fOwnAt = 1;
+const fContact = 2;
 const fSlotTerm = fContact + beaconSlots;
 const fSlotTime = fSlotTerm + beaconSlots;
 const float64Words = fSlotTime + beaconSlots;
@@ -125,6 +126,8 @@ export interface OwnState {
   readonly role: BeaconRole;
   /** The leader's slot, or -1. */
   readonly leadSlot: number;
+  /** When the main thread wrote this (monotonicMs). */
+  readonly at: number;
   /** Per slot, when a Raft message from that peer last arrived (0: never). */
   readonly contact: Float64Array;
 }
@@ -158,9 +161,10 @@ export class BeaconMemory {
 
   // --- Written by the main thread ---------------------------------------------
 
-  writeOwn(term: number, role: BeaconRole, leadSlot: number, contact: ReadonlyMap<number, number>): void {
+  writeOwn(term: number, role: BeaconRole, leadSlot: number, contact: ReadonlyMap<number, number>, at: number): void {
     Atomics.add(this.i32, iOwnSeq, 1);
     this.f64[fOwnTerm] = term;
+    this.f64[fOwnAt] = at;
     Atomics.store(this.i32, iOwnRole, roleCodes[role]);
     Atomics.store(this.i32, iOwnLead, leadSlot);
     for (const [slot, at] of contact) this.f64[fContact + slot] = at;
@@ -200,11 +204,12 @@ export class BeaconMemory {
       const s1 = Atomics.load(this.i32, iOwnSeq);
       if ((s1 & 1) === 1) continue;
       const term = this.f64[fOwnTerm] ?? 0;
+      const at = this.f64[fOwnAt] ?? 0;
       const role = Atomics.load(this.i32, iOwnRole);
       const leadSlot = Atomics.load(this.i32, iOwnLead);
       const contact = this.f64.slice(fContact, fContact + beaconSlots);
       if (Atomics.load(this.i32, iOwnSeq) !== s1) continue;
-      return { term, role: role === 1 ? "leader" : role === 2 ? "follower" : "other", leadSlot, contact };
+      return { term, role: role === 1 ? "leader" : role === 2 ? "follower" : "other", leadSlot, at, contact };
     }
     return null;
   }
@@ -237,6 +242,7 @@ export interface WorkerConfig {
   readonly bindHost: string;
   readonly bindPort: number;
   readonly intervalMs: number;
+  readonly lateMs: number;
   readonly bridgeMs: number;
   readonly buffers: SharedBuffers;
 }

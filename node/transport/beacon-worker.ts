@@ -1,8 +1,9 @@
 // The beacon worker (PeerBeacon): a thread that mostly sleeps, so the
 // scheduler gives it a core soon after its timer fires even when the main
-// thread waits for one. Every interval it sends the member's current Raft
-// view (from shared memory) to the peers it has lately heard from over the
-// peer streams, and it records the beacons it receives for the main thread.
+// thread waits for one. Every interval it checks that the main thread ticked
+// lately; while it has not (for lateMs), it sends the member's Raft view
+// (from shared memory) to the peers it has lately heard from over the peer
+// streams. It records the beacons it receives for the main thread.
 
 import { createSocket } from "node:dgram";
 import type { Socket } from "node:dgram";
@@ -58,6 +59,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: WorkerConfig): void {
     const own = mem.readOwn();
     if (own === null || own.role === "other") return;
     const now = monotonicMs();
+    // A main thread that ticks on time sends its own heartbeats and responses.
+    if (now - own.at < cfg.lateMs) return;
     for (const p of peers) {
       if (p.address === null || now - p.resolvedAt > resolveEveryMs) resolve(p);
       if (p.address === null) continue;

@@ -27,6 +27,7 @@ async function start(id: string, port: number, extra: Partial<BeaconOptions> = {
     clusterId: "c1",
     bind: { host: "127.0.0.1", port },
     intervalMs: 10,
+    lateMs: 25,
     bridgeMs: 1000,
     ...extra,
   });
@@ -35,7 +36,11 @@ async function start(id: string, port: number, extra: Partial<BeaconOptions> = {
   return b;
 }
 
-/** Two members, a (leader of term 3) and b (its follower), that heard from each other just now. */
+/**
+ * Two members, a (leader of term 3) and b (its follower), that heard from
+ * each other just now, and whose main threads then stop ticking (so that
+ * their workers beacon).
+ */
 async function pair(extra: Partial<BeaconOptions> = {}): Promise<{ a: PeerBeacon; b: PeerBeacon; pa: number; pb: number }> {
   const pa = await freeUdpPort();
   const pb = await freeUdpPort();
@@ -101,27 +106,39 @@ describe("PeerBeacon", () => {
     expect(during).toBeGreaterThanOrEqual(10);
   });
 
-  test("beacons to a peer stop once no Raft message came from it for bridgeMs", async () => {
-    const { a, b } = await pair({ bridgeMs: 150 });
-    await eventuallyTake(b, nodeId("a"));
-    // a's main thread goes on ticking but hears nothing more from b.
-    const ticker = setInterval(() => {
-      a.publish({ term: 3, role: "leader", lead: nodeId("a") }, []);
-    }, 10);
-    try {
-      await sleep(400);
-      b.take(nodeId("a"));
-      const settled = b.counters().received;
-      await sleep(200);
-      expect(b.counters().received).toBe(settled);
-      expect(b.take(nodeId("a"))).toBeNull();
-      // Contact again: the beacons resume.
+  test("a member whose main thread ticks on time sends no beacons; one that stops ticking does", async () => {
+    const { a, b } = await pair();
+    const tick = (): void => {
       a.publish({ term: 3, role: "leader", lead: nodeId("a") }, [nodeId("b")]);
-      await sleep(100);
-      expect(b.counters().received).toBeGreaterThan(settled);
+      b.publish({ term: 3, role: "follower", lead: nodeId("a") }, [nodeId("a")]);
+    };
+    tick();
+    const ticker = setInterval(tick, 10);
+    try {
+      await sleep(300);
+      expect(a.counters().sent).toBe(0);
+      expect(b.counters().sent).toBe(0);
     } finally {
       clearInterval(ticker);
     }
+    expect(await eventuallyTake(b, nodeId("a"))).toEqual({ term: 3, leads: true });
+    expect(await eventuallyTake(a, nodeId("b"))).toEqual({ term: 3, leads: false });
+  });
+
+  test("beacons to a peer stop once no Raft message came from it for bridgeMs", async () => {
+    const { a, b } = await pair({ bridgeMs: 150 });
+    await eventuallyTake(b, nodeId("a"));
+    // a's main thread stays stalled, so no further contact with b is recorded.
+    await sleep(400);
+    b.take(nodeId("a"));
+    const settled = b.counters().received;
+    await sleep(200);
+    expect(b.counters().received).toBe(settled);
+    expect(b.take(nodeId("a"))).toBeNull();
+    // One tick with contact again: the beacons resume while the stall goes on.
+    a.publish({ term: 3, role: "leader", lead: nodeId("a") }, [nodeId("b")]);
+    await sleep(100);
+    expect(b.counters().received).toBeGreaterThan(settled);
   });
 
   test("a follower beacons only to its leader; a member that is neither beacons to nobody", async () => {
@@ -196,7 +213,7 @@ describe("PeerBeacon", () => {
     const sock = createSocket("udp4");
     await new Promise<void>((r) => sock.bind(port, "127.0.0.1", r));
     try {
-      const res = await PeerBeacon.start({ self: nodeId("a"), clusterId: "c1", bind: { host: "127.0.0.1", port }, intervalMs: 10, bridgeMs: 100 });
+      const res = await PeerBeacon.start({ self: nodeId("a"), clusterId: "c1", bind: { host: "127.0.0.1", port }, intervalMs: 10, lateMs: 25, bridgeMs: 100 });
       expect(isStartError(res)).toBe(true);
       if (!isStartError(res)) started.push(res);
     } finally {

@@ -11,6 +11,9 @@
 // soon after its timer fires, and it runs during the main thread's pauses.
 //
 // Bounds, so that a beacon bridges a late event loop and nothing else:
+// - the worker sends only while the main thread is late: it has not ticked
+//   for `lateMs` (a quarter of the election timeout). A member whose loop
+//   runs on time sends no beacons at all;
 // - the worker sends to a peer only while the main thread has received a
 //   Raft message from it within `bridgeMs` (the main thread records contact
 //   on every tick), so a broken peer stream, or a main thread that stopped,
@@ -37,8 +40,10 @@ export interface BeaconOptions {
   readonly clusterId: string;
   /** Where to receive: the peer listener's host and (actual) port, over UDP. */
   readonly bind: PeerAddress;
-  /** How often the worker sends (the heartbeat interval). */
+  /** How often the worker checks, and sends while the main thread is late (the heartbeat interval). */
   readonly intervalMs: number;
+  /** How long after the main thread's last tick the worker starts to send. */
+  readonly lateMs: number;
   /** How long after the last Raft message from a peer the worker keeps beaconing to it. */
   readonly bridgeMs: number;
   readonly logger?: Logger;
@@ -95,6 +100,7 @@ export class PeerBeacon {
       bindHost: opts.bind.host,
       bindPort: opts.bind.port,
       intervalMs: opts.intervalMs,
+      lateMs: opts.lateMs,
       bridgeMs: opts.bridgeMs,
       buffers: mem.buffers,
     };
@@ -182,7 +188,7 @@ export class PeerBeacon {
       if (info !== undefined) this.contact.set(info.slot, now);
     }
     const leadSlot = view.lead === null ? -1 : (this.slots.get(view.lead)?.slot ?? -1);
-    this.mem.writeOwn(view.term, view.role, leadSlot, this.contact);
+    this.mem.writeOwn(view.term, view.role, leadSlot, this.contact, now);
   }
 
   /** The beacon `peer` sent most recently, if it arrived after the last one taken. */
