@@ -199,6 +199,14 @@ export class BeaconMemory {
 
   // --- Written by the worker --------------------------------------------------
 
+  /** When the main thread last wrote its state (0: never, or a write in progress). */
+  ownAt(): number {
+    const s1 = Atomics.load(this.i32, iOwnSeq);
+    if ((s1 & 1) === 1) return 0;
+    const at = this.f64[fOwnAt] ?? 0;
+    return Atomics.load(this.i32, iOwnSeq) === s1 ? at : 0;
+  }
+
   readOwn(): OwnState | null {
     for (let spin = 0; spin < maxSpins; spin++) {
       const s1 = Atomics.load(this.i32, iOwnSeq);

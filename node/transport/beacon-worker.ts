@@ -1,9 +1,9 @@
 // The beacon worker (PeerBeacon): a thread that mostly sleeps, so the
 // scheduler gives it a core soon after its timer fires even when the main
-// thread waits for one. Every interval it checks that the main thread ticked
-// lately; while it has not (for lateMs), it sends the member's Raft view
-// (from shared memory) to the peers it has lately heard from over the peer
-// streams. It records the beacons it receives for the main thread.
+// thread waits for one. It wakes when the main thread would be late (lateMs
+// after its last tick) and, if it is, sends the member's Raft view (from
+// shared memory) every interval to the peers it has lately heard from over
+// the peer streams. It records the beacons it receives for the main thread.
 
 import { createSocket } from "node:dgram";
 import type { Socket } from "node:dgram";
@@ -34,6 +34,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: WorkerConfig): void {
   let peers: Peer[] = [];
   const byId = new Map<string, Peer>();
   let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
   const post = (m: FromWorker): void => {
     port.postMessage(m);
   };
@@ -55,12 +56,17 @@ function run(port: NonNullable<typeof parentPort>, cfg: WorkerConfig): void {
       });
   };
 
-  const beat = (): void => {
-    const own = mem.readOwn();
-    if (own === null || own.role === "other") return;
+  /** Beacons if the main thread is late; returns when to look again (ms). */
+  const beat = (): number => {
     const now = monotonicMs();
-    // A main thread that ticks on time sends its own heartbeats and responses.
-    if (now - own.at < cfg.lateMs) return;
+    // A main thread that ticks on time sends its own heartbeats and responses:
+    // sleep until it would be late if it did not tick again (the usual case,
+    // checked without copying the shared state), so that the worker wakes a
+    // few dozen times a second, not at every heartbeat interval.
+    const sinceTick = now - mem.ownAt();
+    if (sinceTick < cfg.lateMs) return Math.max(1, cfg.lateMs - sinceTick);
+    const own = mem.readOwn();
+    if (own === null || own.role === "other" || now - own.at < cfg.lateMs) return cfg.intervalMs;
     for (const p of peers) {
       if (p.address === null || now - p.resolvedAt > resolveEveryMs) resolve(p);
       if (p.address === null) continue;
@@ -78,6 +84,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: WorkerConfig): void {
         mem.count(err === null ? "sent" : "sendFailed");
       });
     }
+    return cfg.intervalMs;
   };
 
   socket.on("message", (msg) => {
@@ -110,7 +117,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: WorkerConfig): void {
         return;
       }
       case "stop":
-        if (timer !== null) clearInterval(timer);
+        stopped = true;
+        if (timer !== null) clearTimeout(timer);
         socket.close(() => {
           post({ type: "stopped" });
           port.close();
@@ -127,7 +135,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: WorkerConfig): void {
   });
   socket.bind({ address: cfg.bindHost, port: cfg.bindPort, exclusive: true }, () => {
     bound = true;
-    timer = setInterval(beat, cfg.intervalMs);
+    const loop = (): void => {
+      if (!stopped) timer = setTimeout(loop, beat());
+    };
+    loop();
     post({ type: "ready" });
   });
 }
