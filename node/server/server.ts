@@ -10,7 +10,7 @@ import { KvStore, encodeCommand } from "../kv/index.ts";
 import type { NodeId, RaftConfig } from "../raft/index.ts";
 import { SeededRng, defaultRaftConfig } from "../raft/index.ts";
 import { DurableStorage } from "../storage/index.ts";
-import { PeerBeacon, Transport, describePeerError } from "../transport/index.ts";
+import { PeerBeacon, Transport, describePeerError, parsePeerUrl } from "../transport/index.ts";
 import type { Config } from "./config.ts";
 import type { Outcome } from "./driver.ts";
 import { RaftDriver } from "./driver.ts";
@@ -206,7 +206,7 @@ export class ConcordServer {
       await storage.close();
       return startError(`cannot listen for peers on ${peerUrl.origin}: ${(e as Error).message}`);
     }
-    if (config.peerBeacons) await server.startBeacon(peerUrl.hostname, server.peerPort);
+    if (config.peerBeacons) await server.startBeacon(peerUrl, server.peerPort);
     const err = await server.listenHttp();
     if (err !== null) {
       await server.beacon?.stop();
@@ -227,13 +227,17 @@ export class ConcordServer {
    * Liveness beacons over UDP on the peer port's number (PeerBeacon). A
    * member that cannot bind it runs without them: heartbeats alone decide.
    */
-  private async startBeacon(hostname: string, port: number): Promise<void> {
+  private async startBeacon(peerUrl: URL, port: number): Promise<void> {
     const { config, log, driver } = this;
+    const listen = parsePeerUrl(peerUrl.href);
+    if ("type" in listen) {
+      log.warn({ err: listen.reason }, "liveness beacons are off (peer URL not usable); heartbeats alone decide");
+      return;
+    }
     const res = await PeerBeacon.start({
       self: this.identity.id,
       clusterId: this.state.clusterId,
-      // URL keeps the brackets of an IPv6 literal.
-      bind: { host: hostname.startsWith("[") ? hostname.slice(1, -1) : hostname, port },
+      bind: { host: listen.host, port },
       intervalMs: config.heartbeatIntervalMs,
       // Beacons only while this member's loop is late: followers time out after
       // an election timeout at the earliest, so a quarter of it leaves them time to arrive.
@@ -248,14 +252,13 @@ export class ConcordServer {
       return;
     }
     this.beacon = res;
-    this.setBeaconPeers();
+    this.setBeaconPeers(peersOf(this.state.memberList(), this.identity.id));
     driver.setBeacon(res);
     this.metrics.beaconCounts = () => res.counters();
   }
 
-  private setBeaconPeers(): void {
+  private setBeaconPeers(peers: readonly [NodeId, string][]): void {
     if (this.beacon === null) return;
-    const peers = peersOf(this.state.memberList(), this.identity.id);
     this.beacon.setPeers(peers);
     // A series per peer from the start, so that rate() sees the first pause.
     for (const [id] of peers) this.metrics.beaconsBridged.inc({ member: this.state.member(id)?.name ?? id }, 0);
@@ -333,8 +336,9 @@ export class ConcordServer {
    * says they were removed (see Transport.setPeers).
    */
   private syncPeers(): void {
-    this.setBeaconPeers();
-    for (const e of this.transport.setPeers(peersOf(this.state.memberList(), this.identity.id))) {
+    const peers = peersOf(this.state.memberList(), this.identity.id);
+    this.setBeaconPeers(peers);
+    for (const e of this.transport.setPeers(peers)) {
       this.log.warn({ error: e }, `member directory entry not usable as a peer: ${describePeerError(e)}`);
     }
     const raft = this.driver.raw.raft;
