@@ -8,8 +8,15 @@ export interface Plan {
   readonly rounds: number;
   /** Seconds per throughput point. */
   readonly seconds: number;
-  /** Untimed load before each throughput point, ms. */
+  /** Untimed load before each throughput point, ms (at least). */
   readonly warmupMs: number;
+  /**
+   * And at least this many operations of it: Node's JIT compiles a member's
+   * hot paths by how often they run, so at one client (about 800 writes/s)
+   * a fresh member needs far longer than two seconds to reach its steady
+   * latency. 0: time only.
+   */
+  readonly warmupOps: number;
   readonly concurrency: readonly number[];
   /** kill -9 trials per system. */
   readonly kills: number;
@@ -28,7 +35,7 @@ export interface Plan {
 
 export type ParseResult = { readonly ok: true; readonly plan: Plan } | { readonly ok: false; readonly error: string };
 
-const usage = "usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--warmup-ms MS] [--concurrency 1,16,64,256] [--kills N] [--stability-seconds S] [--rss-keys N] [--watch-writes N] [--no-etcd-defaults] [--out FILE]";
+const usage = "usage: npm run bench -- [--quick] [--rounds N] [--seconds S] [--warmup-ms MS] [--warmup-ops N] [--concurrency 1,16,64,256] [--kills N] [--stability-seconds S] [--rss-keys N] [--watch-writes N] [--no-etcd-defaults] [--out FILE]";
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number | string {
   if (v === undefined) return dflt;
@@ -47,6 +54,7 @@ export function parsePlan(argv: readonly string[]): ParseResult {
         rounds: { type: "string" },
         seconds: { type: "string" },
         "warmup-ms": { type: "string" },
+        "warmup-ops": { type: "string" },
         concurrency: { type: "string" },
         kills: { type: "string" },
         "stability-seconds": { type: "string" },
@@ -78,6 +86,9 @@ export function parsePlan(argv: readonly string[]): ParseResult {
   const warmupText = values["warmup-ms"];
   const warmupMs = warmupText === undefined ? (quick ? 500 : 2000) : Number(warmupText);
   if (!Number.isInteger(warmupMs) || warmupMs < 0) return { ok: false, error: `--warmup-ms must be a non-negative integer, got ${JSON.stringify(warmupText)}\n${usage}` };
+  const warmupOpsText = values["warmup-ops"];
+  const warmupOps = warmupOpsText === undefined ? (quick ? 0 : 30_000) : Number(warmupOpsText);
+  if (!Number.isInteger(warmupOps) || warmupOps < 0) return { ok: false, error: `--warmup-ops must be a non-negative integer, got ${JSON.stringify(warmupOpsText)}\n${usage}` };
   const concurrency = (values.concurrency ?? "1,16,64,256").split(",").map((s) => Number(s.trim()));
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 4096)) {
     return { ok: false, error: `--concurrency must be a comma-separated list of integers in [1, 4096]\n${usage}` };
@@ -89,6 +100,7 @@ export function parsePlan(argv: readonly string[]): ParseResult {
       rounds,
       seconds,
       warmupMs,
+      warmupOps,
       concurrency,
       kills,
       stabilitySeconds,

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parsePlan } from "./args.ts";
-import { keyOf, keyBytes } from "./jobs.ts";
+import { keyOf, keyBytes, warmupDone, warmupOpsCapMs } from "./jobs.ts";
 import { cells, combine, cpuPerOp, cpuSecondsFromStat, formatTable, median, percentile, ratio, summarize } from "./stats.ts";
 
 describe("percentile", () => {
@@ -69,21 +69,41 @@ describe("the command line", () => {
     const quick = parsePlan(["--quick"]);
     expect(full.ok && quick.ok).toBe(true);
     if (!full.ok || !quick.ok) return;
-    expect(full.plan).toMatchObject({ quick: false, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, warmupMs: 2000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
-    expect(quick.plan).toMatchObject({ quick: true, kills: 3, stabilitySeconds: 30, rssKeys: 10_000, warmupMs: 500 });
+    expect(full.plan).toMatchObject({ quick: false, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, warmupMs: 2000, warmupOps: 30_000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
+    expect(quick.plan).toMatchObject({ quick: true, kills: 3, stabilitySeconds: 30, rssKeys: 10_000, warmupMs: 500, warmupOps: 0 });
   });
 
   it("explicit options override --quick", () => {
-    const r = parsePlan(["--quick", "--kills", "5", "--concurrency", "1, 64", "--no-etcd-defaults", "--out", "x.json", "--warmup-ms", "0"]);
-    expect(r.ok && r.plan).toMatchObject({ kills: 5, concurrency: [1, 64], etcdDefaults: false, out: "x.json", warmupMs: 0 });
+    const r = parsePlan(["--quick", "--kills", "5", "--concurrency", "1, 64", "--no-etcd-defaults", "--out", "x.json", "--warmup-ms", "0", "--warmup-ops", "500"]);
+    expect(r.ok && r.plan).toMatchObject({ kills: 5, concurrency: [1, 64], etcdDefaults: false, out: "x.json", warmupMs: 0, warmupOps: 500 });
   });
 
   it("refuses bad values and unknown flags with the usage", () => {
-    for (const argv of [["--kills", "0"], ["--seconds", "x"], ["--warmup-ms", "-1"], ["--concurrency", "1,,2"], ["--bogus"]]) {
+    for (const argv of [["--kills", "0"], ["--seconds", "x"], ["--warmup-ms", "-1"], ["--warmup-ops", "-5"], ["--warmup-ops", "1e3x"], ["--concurrency", "1,,2"], ["--bogus"]]) {
       const r = parsePlan(argv);
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.error).toContain("usage: npm run bench");
     }
+  });
+});
+
+describe("the warm-up before a point", () => {
+  it("ends once both the time and the operations are done", () => {
+    expect(warmupDone(1999, 50_000, 2000, 30_000)).toBe(false);
+    expect(warmupDone(2000, 29_999, 2000, 30_000)).toBe(false);
+    expect(warmupDone(2000, 30_000, 2000, 30_000)).toBe(true);
+    expect(warmupDone(40_000, 30_001, 2000, 30_000)).toBe(true);
+  });
+
+  it("is time only with no operations asked for, and none at all with neither", () => {
+    expect(warmupDone(499, 0, 500, 0)).toBe(false);
+    expect(warmupDone(500, 0, 500, 0)).toBe(true);
+    expect(warmupDone(0, 0, 0, 0)).toBe(true);
+  });
+
+  it("gives up waiting for operations a system cannot serve", () => {
+    expect(warmupDone(2000 + warmupOpsCapMs - 1, 10, 2000, 30_000)).toBe(false);
+    expect(warmupDone(2000 + warmupOpsCapMs, 10, 2000, 30_000)).toBe(true);
   });
 });
 

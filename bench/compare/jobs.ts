@@ -11,14 +11,27 @@ export const valueBytes = 256;
 
 export type Op = "put" | "getLinearizable" | "getSerializable";
 
+/** The longest a warm-up goes on past warmupMs while it waits for warmupOps (a system that cannot serve them). */
+export const warmupOpsCapMs = 180_000;
+
+/**
+ * Whether a throughput job's untimed warm-up may end: warmupMs have passed
+ * and warmupOps operations were sent, or warmupOpsCapMs more have passed.
+ */
+export function warmupDone(elapsedMs: number, ops: number, warmupMs: number, warmupOps: number): boolean {
+  if (elapsedMs < warmupMs) return false;
+  return ops >= warmupOps || elapsedMs >= warmupMs + warmupOpsCapMs;
+}
+
 export type Job =
   | {
       readonly type: "throughput";
       readonly system: SystemKind;
       readonly op: Op;
       readonly clients: number;
-      /** Untimed load of the same kind before the timed part. */
+      /** Untimed load of the same kind before the timed part: at least warmupMs, and at least warmupOps operations. */
       readonly warmupMs: number;
+      readonly warmupOps: number;
       readonly durationMs: number;
       /** Client c talks to endpoints[c % endpoints.length]. */
       readonly endpoints: readonly string[];
@@ -53,6 +66,8 @@ export interface ThroughputResult {
   readonly failed: number;
   readonly durationMs: number;
   readonly firstError: string | null;
+  /** The untimed warm-up that came first: operations sent (failed ones too) and how long it took. */
+  readonly warmup: { readonly ops: number; readonly ms: number };
   /** CPU seconds over the timed part: per member (the job's cpuPids) and the load generator's own. */
   readonly cpu: CpuUse;
 }

@@ -6,7 +6,7 @@
 import { connect } from "./clients.ts";
 import type { KvClient } from "./clients.ts";
 import { readFileSync } from "node:fs";
-import { keyOf, valueBytes } from "./jobs.ts";
+import { keyOf, valueBytes, warmupDone } from "./jobs.ts";
 import { cpuSecondsFromStat } from "./stats.ts";
 import type { FailoverResult, FromLoadgen, Job, JobResult, LoadResult, SystemKind, ThroughputResult, ToLoadgen, WatchResult } from "./jobs.ts";
 
@@ -44,13 +44,16 @@ async function throughput(job: Extract<Job, { type: "throughput" }>): Promise<Th
     const latencies: number[] = [];
     let failed = 0;
     let firstError: string | null = null;
-    const drive = async (until: number, timed: boolean): Promise<void> => {
+    // Each client sends until done() says stop; ops counts what was sent.
+    let ops = 0;
+    const drive = async (done: () => boolean, timed: boolean): Promise<void> => {
       await Promise.all(
         Array.from({ length: job.clients }, async (_, c) => {
           const kv = pick(kvs, c);
           let k = c * 7919;
-          while (performance.now() < until) {
+          while (!done()) {
             k += 1;
+            ops++;
             const t = performance.now();
             const r =
               job.op === "put"
@@ -68,11 +71,13 @@ async function throughput(job: Extract<Job, { type: "throughput" }>): Promise<Th
     };
     // The same load, untimed, first: connections open, and each system's
     // caches (and Node's JIT, on both client and Concord) warm up.
-    if (job.warmupMs > 0) await drive(performance.now() + job.warmupMs, false);
+    const warmStart = performance.now();
+    if (job.warmupMs > 0 || job.warmupOps > 0) await drive(() => warmupDone(performance.now() - warmStart, ops, job.warmupMs, job.warmupOps), false);
+    const warmup = { ops, ms: performance.now() - warmStart };
     const membersBefore = job.cpuPids.map(processCpuSeconds);
     const selfBefore = process.cpuUsage();
     const start = performance.now();
-    await drive(start + job.durationMs, true);
+    await drive(() => performance.now() >= start + job.durationMs, true);
     const durationMs = performance.now() - start;
     const self = process.cpuUsage(selfBefore);
     const members = job.cpuPids.map((pid, k) => {
@@ -80,7 +85,7 @@ async function throughput(job: Extract<Job, { type: "throughput" }>): Promise<Th
       const b = membersBefore[k] ?? null;
       return a === null || b === null ? null : a - b;
     });
-    return { type: "throughput", latencies, failed, durationMs, firstError, cpu: { members, loadgen: (self.user + self.system) / 1e6 } };
+    return { type: "throughput", latencies, failed, durationMs, firstError, warmup, cpu: { members, loadgen: (self.user + self.system) / 1e6 } };
   } finally {
     for (const kv of kvs) kv.close();
   }

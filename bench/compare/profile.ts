@@ -172,7 +172,7 @@ async function main(): Promise<void> {
       }
     })();
     log(`${o.op} → ${o.toLeader ? "leader" : "all members"}, ${o.clients} clients, ${o.seconds} s${o.cpuProf ? ", --cpu-prof" : ""}`);
-    result = await loadgen.run({ type: "throughput", system: "concord", op: o.op, clients: o.clients, warmupMs: 1000, durationMs: o.seconds * 1000, endpoints, cpuPids: [] });
+    result = await loadgen.run({ type: "throughput", system: "concord", op: o.op, clients: o.clients, warmupMs: 1000, warmupOps: 0, durationMs: o.seconds * 1000, endpoints, cpuPids: [] });
     running = false;
     await poller;
     after.push(...(await Promise.all(sys.endpoints.map(scrape))));
