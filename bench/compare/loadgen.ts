@@ -72,7 +72,7 @@ async function throughput(job: Extract<Job, { type: "throughput" }>): Promise<Th
     // The same load, untimed, first: connections open, and each system's
     // caches (and Node's JIT, on both client and Concord) warm up.
     const warmStart = performance.now();
-    if (job.warmupMs > 0 || job.warmupOps > 0) await drive(() => warmupDone(performance.now() - warmStart, ops, job.warmupMs, job.warmupOps), false);
+    await drive(() => warmupDone(performance.now() - warmStart, ops, job.warmupMs, job.warmupOps), false);
     const warmup = { ops, ms: performance.now() - warmStart };
     const membersBefore = job.cpuPids.map(processCpuSeconds);
     const selfBefore = process.cpuUsage();

@@ -62,8 +62,16 @@ function memberPids(sys: SystemCluster): number[] {
   return sys.endpoints.map((_, k) => sys.pid(k)).filter((p): p is number => p !== null);
 }
 
-function matrix(plan: Plan): { label: string; op: Op; clients: number; toLeader: boolean }[] {
-  const out: { label: string; op: Op; clients: number; toLeader: boolean }[] = [];
+/** One throughput point of the table. */
+interface Point {
+  readonly label: string;
+  readonly op: Op;
+  readonly clients: number;
+  readonly toLeader: boolean;
+}
+
+function matrix(plan: Plan): Point[] {
+  const out: Point[] = [];
   for (const [op, toLeader] of [["put", true], ["put", false], ["getLinearizable", false], ["getSerializable", false]] as const) {
     for (const c of plan.concurrency) out.push({ label: `${opNames[op]} → ${toLeader ? "leader" : "all members"}, ${c} client${c === 1 ? "" : "s"}`, op, clients: c, toLeader });
   }
@@ -98,7 +106,7 @@ function coldLabel(plan: Plan): string {
 }
 
 async function throughputRun(ctx: Context, sys: SystemCluster): Promise<void> {
-  const points: { label: string; op: Op; clients: number; toLeader: boolean; warmupOps: number }[] = matrix(ctx.plan).map((w) => ({ ...w, warmupOps: ctx.plan.warmupOps }));
+  const points: (Point & { readonly warmupOps: number })[] = matrix(ctx.plan).map((w) => ({ ...w, warmupOps: ctx.plan.warmupOps }));
   // The cluster is fresh: the cold point first, its load then counts toward the next point's warm-up.
   if (ctx.plan.warmupOps > 0) points.unshift({ label: coldLabel(ctx.plan), op: "put", clients: 1, toLeader: true, warmupOps: 0 });
   for (const w of points) {
