@@ -108,7 +108,10 @@ export interface SoftState {
  *     (applySnapshot, append, setHardState).
  *  2. Send `messages`. They may depend on the state persisted in step 1.
  *  3. Restore the state machine from `snapshot` (if any), then apply
- *     `committedEntries` in order.
+ *     `committedEntries` in order. With no snapshot, committed entries may
+ *     be applied while step 1 is in progress (before its fsync returns):
+ *     they are already durable on a quorum, whether or not they are on this
+ *     member's disk yet (etcd's raft allows the same).
  *  4. Serve each of `readStates` once the state machine has applied its index.
  *  5. Call advance(ready).
  */

@@ -16,9 +16,12 @@ class SlowDisk implements Persistence {
   readonly memory = new MemoryStorage();
   delayMs = 0;
   writes: { start: number; end: number }[] = [];
+  /** When each write started, and the last index it carries. */
+  started: { at: number; last: number }[] = [];
 
   async persist(rd: Pick<Ready, "hardState" | "entries" | "snapshot">): Promise<{ ok: true }> {
     const start = performance.now();
+    this.started.push({ at: start, last: rd.entries.at(-1)?.index ?? 0 });
     await new Promise((r) => setTimeout(r, this.delayMs));
     if (rd.snapshot !== null) this.memory.applySnapshot(rd.snapshot);
     this.memory.append(rd.entries);
@@ -166,6 +169,41 @@ describe("the driver's order of work", () => {
     const sentAt = before.lastIndexOf(`send app commit ${index}`);
     expect(sentAt, journal.join("\n")).toBeGreaterThanOrEqual(0);
     expect(before.slice(sentAt + 1), journal.join("\n")).toContain("flush");
+  });
+});
+
+describe("applying while the disk writes", () => {
+  test("a committed entry is applied and answered while the fsync of a later one runs, not after it", async () => {
+    const disk = new SlowDisk();
+    disk.memory.bootstrap([leaderId], new Uint8Array(0));
+    const d = singleVoter(disk, new CountingApplier());
+    d.setTransport({ send: () => undefined, flush: () => undefined });
+    d.start();
+    d.raw.campaign();
+    d.kick();
+    await waitFor(() => d.raw.raft.role === "leader");
+    await waitFor(() => d.raw.raft.log.committed >= 2);
+
+    // Every write now takes 300 ms. The single voter commits x once x's own
+    // write is done; y, proposed while x is being written, goes into the
+    // next write, together with x's commit.
+    disk.delayMs = 300;
+    const before = disk.started.length;
+    const x = d.propose("kv", new Uint8Array([1]));
+    await waitFor(() => disk.started.length > before);
+    let xAnsweredAt = 0;
+    void x.then(() => {
+      xAnsweredAt = performance.now();
+    });
+    const y = d.propose("kv", new Uint8Array([2]));
+    expect((await x).ok).toBe(true);
+    expect((await y).ok).toBe(true);
+    const xWrite = disk.started[before];
+    const yWrite = disk.started[before + 1];
+    if (xWrite === undefined || yWrite === undefined) throw new Error(`expected two writes, saw ${disk.started.length - before}`);
+    // x was answered after its own write and soon after y's began: long before y's 300 ms are up.
+    expect(xAnsweredAt).toBeGreaterThanOrEqual(xWrite.at + 290);
+    expect(xAnsweredAt - yWrite.at).toBeLessThan(150);
   });
 });
 

@@ -2,7 +2,8 @@
 // sockets. One loop takes a Ready, persists it (one fsync), sends its
 // messages, applies its committed entries, serves its reads and advances.
 // Messages that do not depend on local durability (heartbeats, the leader's
-// appends) are sent at once, so they never wait behind a disk write.
+// appends) are sent at once, so they never wait behind a disk write; and
+// entries already committed are applied while the fsync runs.
 
 import type { ConfChange, ConfState, Entry, Message, NodeId, NormalEntry, ProposalError, RaftConfig, Ready, Snapshot } from "../raft/index.ts";
 import { RawNode } from "../raft/index.ts";
@@ -363,7 +364,18 @@ export class RaftDriver {
     }
     this.persisting = true;
     const started = performance.now();
-    this.opts.storage.persist(rd).then(
+    const persisted = this.opts.storage.persist(rd);
+    // The committed entries are on a quorum's disks already: apply them (and
+    // answer their callers) while this write's fsync runs, as etcd does,
+    // instead of after it. On the next turn, so that the write has been
+    // handed to the disk first. A membership change and what follows it
+    // wait for the fsync as before.
+    if (rd.snapshot === null && rd.committedEntries.length > 0) {
+      setImmediate(() => {
+        this.applyEarly(rd);
+      });
+    }
+    persisted.then(
       (res) => {
         if (!res.ok) {
           this.fatal(new Error(`persist failed: ${res.error.message}`));
@@ -418,6 +430,20 @@ export class RaftDriver {
       this.readsInFlight.clear();
       if (this.readBatch.length > 0) this.kick();
     }
+  }
+
+  /** Applies the leading normal entries of `rd.committedEntries` before `rd` is persisted (see run). */
+  private applyEarly(rd: Ready): void {
+    if (this.stopped || !this.persisting) return;
+    // What run() queued for the peers goes out first (as in afterPersist).
+    this.transport?.flush();
+    let applied = false;
+    for (const e of rd.committedEntries) {
+      if (e.kind !== "normal") break;
+      this.apply(e);
+      applied = true;
+    }
+    if (applied) this.releaseApplied();
   }
 
   private apply(e: Entry): void {
