@@ -8,7 +8,7 @@ import type { NodeId } from "../raft/index.ts";
 import { readSnapshot } from "../raft/codec.ts";
 import { decodeWith, isDecodeError } from "../raft/codec.ts";
 import { KvStore } from "../kv/index.ts";
-import { Transport, queryPeer } from "../transport/index.ts";
+import { Transport, queryPeer, urlHost } from "../transport/index.ts";
 import { nodeId } from "../raft/index.ts";
 import type { Config } from "./config.ts";
 import type { Identity, SeedMember } from "./identity.ts";
@@ -71,7 +71,7 @@ export async function discover(config: Config, log: Logger, onPhase: (p: Discove
   const responder = new Transport({
     self: nodeId(`starting-${config.name}`),
     clusterId,
-    listen: { host: listen.hostname, port: Number(listen.port) },
+    listen: { host: urlHost(listen), port: Number(listen.port) },
     peers: [],
     onMessage: () => undefined,
     onQuery: () => ({ bootstrapped: false }),

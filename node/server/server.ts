@@ -10,7 +10,7 @@ import { KvStore, encodeCommand } from "../kv/index.ts";
 import type { NodeId, RaftConfig } from "../raft/index.ts";
 import { SeededRng, defaultRaftConfig } from "../raft/index.ts";
 import { DurableStorage } from "../storage/index.ts";
-import { PeerBeacon, Transport, describePeerError, parsePeerUrl } from "../transport/index.ts";
+import { PeerBeacon, Transport, describePeerError, urlHost } from "../transport/index.ts";
 import type { Config } from "./config.ts";
 import type { Outcome } from "./driver.ts";
 import { RaftDriver } from "./driver.ts";
@@ -171,7 +171,7 @@ export class ConcordServer {
     const transport = new Transport({
       self: identity.id,
       clusterId: state.clusterId,
-      listen: { host: peerUrl.hostname, port: Number(peerUrl.port) },
+      listen: { host: urlHost(peerUrl), port: Number(peerUrl.port) },
       peers: peersOf(state.memberList(), identity.id),
       advertiseUrl: advertisedPeerUrl(config),
       isRemoved: (id) => state.isRemoved(id),
@@ -206,7 +206,7 @@ export class ConcordServer {
       await storage.close();
       return startError(`cannot listen for peers on ${peerUrl.origin}: ${(e as Error).message}`);
     }
-    if (config.peerBeacons) await server.startBeacon(peerUrl, server.peerPort);
+    if (config.peerBeacons) await server.startBeacon(urlHost(peerUrl), server.peerPort);
     const err = await server.listenHttp();
     if (err !== null) {
       await server.beacon?.stop();
@@ -227,17 +227,12 @@ export class ConcordServer {
    * Liveness beacons over UDP on the peer port's number (PeerBeacon). A
    * member that cannot bind it runs without them: heartbeats alone decide.
    */
-  private async startBeacon(peerUrl: URL, port: number): Promise<void> {
+  private async startBeacon(host: string, port: number): Promise<void> {
     const { config, log, driver } = this;
-    const listen = parsePeerUrl(peerUrl.href);
-    if ("type" in listen) {
-      log.warn({ err: listen.reason }, "liveness beacons are off (peer URL not usable); heartbeats alone decide");
-      return;
-    }
     const res = await PeerBeacon.start({
       self: this.identity.id,
       clusterId: this.state.clusterId,
-      bind: { host: listen.host, port },
+      bind: { host, port },
       intervalMs: config.heartbeatIntervalMs,
       // Beacons only while this member's loop is late: followers time out after
       // an election timeout at the earliest, so a quarter of it leaves them time to arrive.
@@ -379,7 +374,7 @@ export class ConcordServer {
     this.http = http;
     const err = await new Promise<Error | null>((resolve) => {
       http.once("error", resolve);
-      http.listen(Number(url.port), url.hostname, () => {
+      http.listen(Number(url.port), urlHost(url), () => {
         http.off("error", resolve);
         resolve(null);
       });

@@ -5,6 +5,7 @@
 // "data lost, waiting to be replaced".
 
 import { createServer } from "node:http";
+import { urlHost } from "../transport/index.ts";
 import type { Config } from "./config.ts";
 import type { DiscoveryPhase } from "./discovery.ts";
 
@@ -38,7 +39,7 @@ export async function startingResponder(config: Config): Promise<StartingRespond
     server.once("error", () => {
       resolve(false);
     });
-    server.listen(Number(url.port), url.hostname, () => {
+    server.listen(Number(url.port), urlHost(url), () => {
       resolve(true);
     });
   });

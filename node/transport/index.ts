@@ -1,7 +1,7 @@
 export type { Logger, TransportMetrics } from "./observability.ts";
 export { noMetrics, silentLogger } from "./observability.ts";
 export type { InvalidPeerUrl, PeerAddress } from "./peer-url.ts";
-export { parsePeerUrl } from "./peer-url.ts";
+export { parsePeerUrl, urlHost } from "./peer-url.ts";
 export type { DropReason, StreamState } from "./outbound.ts";
 export type { QueryError, QueryOptions, QueryResult } from "./membership-query.ts";
 export { queryPeer } from "./membership-query.ts";

@@ -32,9 +32,16 @@ export function parsePeerUrl(url: string): PeerAddress | InvalidPeerUrl {
   if ((parsed.pathname !== "" && parsed.pathname !== "/") || parsed.search !== "" || parsed.hash !== "") {
     return invalid("a peer URL has no path, query or fragment");
   }
-  // URL keeps the brackets of an IPv6 literal; net.connect wants the bare address.
-  const host = parsed.hostname.startsWith("[") ? parsed.hostname.slice(1, -1) : parsed.hostname;
-  return { host, port: Number(parsed.port) };
+  return { host: urlHost(parsed), port: Number(parsed.port) };
+}
+
+/**
+ * A URL's host as net.listen and net.connect take it: URL.hostname keeps the
+ * brackets of an IPv6 literal ([::1]), which they do not.
+ */
+export function urlHost(url: URL): string {
+  const h = url.hostname;
+  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
 }
 
 export function isInvalidPeerUrl(x: PeerAddress | InvalidPeerUrl): x is InvalidPeerUrl {

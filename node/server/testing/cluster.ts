@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeRuntimeFlags } from "../../../bin/runtime-flags.ts";
+import { urlHost } from "../../transport/index.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const mainScript = join(root, "node", "main.ts");
@@ -36,13 +37,13 @@ const portFloor = Math.min(10_000, Math.floor(portCeiling / 2));
  */
 let nextCandidate = portFloor + ((process.pid * 7919) % (portCeiling - portFloor));
 
-function listenOnce(port: number): Promise<boolean> {
+function listenOnce(port: number, host: string): Promise<boolean> {
   return new Promise((res) => {
     const s = createServer();
     s.once("error", () => {
       res(false);
     });
-    s.listen(port, "127.0.0.1", () => {
+    s.listen(port, host, () => {
       s.close(() => {
         res(true);
       });
@@ -56,11 +57,11 @@ function listenOnce(port: number): Promise<boolean> {
  * connection may take it as its source port before the member binds it
  * (the suite saw EADDRINUSE at member start that way).
  */
-export async function freePort(): Promise<number> {
+export async function freePort(host = "127.0.0.1"): Promise<number> {
   for (let tries = 0; tries < 200; tries++) {
     const port = nextCandidate;
     nextCandidate = nextCandidate + 1 >= portCeiling ? portFloor : nextCandidate + 1;
-    if (await listenOnce(port)) return port;
+    if (await listenOnce(port, host)) return port;
   }
   throw new Error(`no free port found in [${portFloor}, ${portCeiling})`);
 }
@@ -73,6 +74,8 @@ export interface MemberSpec {
   /** Where the member really listens for peers, when a proxy sits at peerPort (chaos tests). */
   readonly listenPeerPort?: number;
   readonly dataDir: string;
+  /** The loopback address in URL form: 127.0.0.1 (the default) or [::1]. */
+  readonly host?: string;
 }
 
 export interface ExitInfo {
@@ -97,11 +100,15 @@ export class Member {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.spec.clientPort}`;
+    return `http://${this.host}:${this.spec.clientPort}`;
   }
 
   get peerUrl(): string {
-    return `http://127.0.0.1:${this.spec.peerPort}`;
+    return `http://${this.host}:${this.spec.peerPort}`;
+  }
+
+  private get host(): string {
+    return this.spec.host ?? "127.0.0.1";
   }
 
   get running(): boolean {
@@ -119,7 +126,7 @@ export class Member {
         "--name", this.name,
         "--data-dir", this.spec.dataDir,
         "--listen-client-urls", this.url,
-        "--listen-peer-urls", `http://127.0.0.1:${this.spec.listenPeerPort ?? this.spec.peerPort}`,
+        "--listen-peer-urls", `http://${this.host}:${this.spec.listenPeerPort ?? this.spec.peerPort}`,
         "--initial-advertise-peer-urls", this.peerUrl,
         "--log-level", "info",
         ...args,
@@ -177,6 +184,8 @@ export interface ClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Extra flags for every member's node (V8 flags such as --trace-gc, which NODE_OPTIONS refuses). */
   readonly nodeFlags?: readonly string[];
+  /** The loopback address in URL form for every member's URLs: 127.0.0.1 (the default) or [::1]. */
+  readonly host?: string;
 }
 
 export interface Status {
@@ -199,6 +208,7 @@ export class LocalCluster {
   private readonly proxied: boolean;
   private readonly env: Readonly<Record<string, string>>;
   private readonly nodeFlags: readonly string[];
+  private readonly host: string | undefined;
 
   private constructor(dir: string, o: ClusterOptions) {
     this.dir = dir;
@@ -207,6 +217,7 @@ export class LocalCluster {
     this.proxied = o.proxied ?? false;
     this.env = o.env ?? {};
     this.nodeFlags = o.nodeFlags ?? [];
+    this.host = o.host;
   }
 
   /** Creates the members' specs; call start() to run them. */
@@ -218,12 +229,14 @@ export class LocalCluster {
 
   async addSpec(): Promise<Member> {
     const name = `${this.prefix}${this.members.length + 1}`;
+    const bare = urlHost(new URL(`http://${this.host ?? "127.0.0.1"}`));
     const m = new Member({
       name,
-      clientPort: await freePort(),
-      peerPort: await freePort(),
-      ...(this.proxied ? { listenPeerPort: await freePort() } : {}),
+      clientPort: await freePort(bare),
+      peerPort: await freePort(bare),
+      ...(this.proxied ? { listenPeerPort: await freePort(bare) } : {}),
       dataDir: join(this.dir, name),
+      ...(this.host !== undefined ? { host: this.host } : {}),
     });
     this.members.push(m);
     return m;
