@@ -5,7 +5,7 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
-import { LocalCluster } from "./testing/cluster.ts";
+import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult, SseEvent } from "./testing/client.ts";
 import { startedCluster } from "./testing/client.ts";
 import { SseStream, call, del, json, keepLogs, postJson, putOk } from "./testing/client.ts";
@@ -234,7 +234,11 @@ describe("many watches on one stream", () => {
   test("each event names its watch; keys, prefixes, prevKv and fromRevision hold per watch", async () => {
     const leader = await cluster.waitLeader();
     const follower = cluster.running().find((m) => m !== leader);
+    if (follower === undefined) throw new Error("no follower");
     const old = await putOk(leader, "mx/b", "old");
+    // Watches 0 and 1 start from the follower's revision: wait until it has
+    // applied the old write (the leader answers before the follower applies).
+    await eventually("the follower to apply the old write", async () => ((await cluster.status(follower))?.revision ?? 0) >= old.revision ? true : undefined);
     const s = await watchMany([{ key: "mx/a" }, { key: "mx/", prefix: true, prevKv: true }, { key: "mx/b", fromRevision: old.revision }], follower);
     const a = await putOk(leader, "mx/a", "1");
     const b = await putOk(leader, "mx/b", "2");
