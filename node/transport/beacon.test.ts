@@ -87,6 +87,10 @@ describe("PeerBeacon", () => {
     const { a, b } = await pair();
     expect(await eventuallyTake(b, nodeId("a"))).toEqual({ term: 3, leads: true });
     expect(await eventuallyTake(a, nodeId("b"))).toEqual({ term: 3, leads: false });
+    // The worker counts a datagram as sent in the send callback, which under
+    // load can come after the peer has read it: wait for the count.
+    const deadline = Date.now() + 5000;
+    while (a.counters().sent === 0 && Date.now() < deadline) await sleep(5);
     expect(a.counters().sent).toBeGreaterThan(0);
     expect(b.counters().received).toBeGreaterThan(0);
   });
