@@ -168,10 +168,11 @@ export class ConcordServer {
 
     const peerUrl = config.listenPeerUrls[0];
     if (peerUrl === undefined) return startError("no peer URL to listen on");
+    const peerHost = urlHost(peerUrl);
     const transport = new Transport({
       self: identity.id,
       clusterId: state.clusterId,
-      listen: { host: urlHost(peerUrl), port: Number(peerUrl.port) },
+      listen: { host: peerHost, port: Number(peerUrl.port) },
       peers: peersOf(state.memberList(), identity.id),
       advertiseUrl: advertisedPeerUrl(config),
       isRemoved: (id) => state.isRemoved(id),
@@ -206,7 +207,7 @@ export class ConcordServer {
       await storage.close();
       return startError(`cannot listen for peers on ${peerUrl.origin}: ${(e as Error).message}`);
     }
-    if (config.peerBeacons) await server.startBeacon(urlHost(peerUrl), server.peerPort);
+    if (config.peerBeacons) await server.startBeacon(peerHost, server.peerPort);
     const err = await server.listenHttp();
     if (err !== null) {
       await server.beacon?.stop();
