@@ -144,6 +144,12 @@ export class Member {
     proc.stderr.on("data", collect);
     proc.on("exit", (code, signal) => {
       if (this.proc === proc) this.proc = null;
+      // A member that fails on its own (not stopped by a signal) says why in
+      // the test output, so that a failure seen once in CI can be read there.
+      if (signal === null && code !== 0) {
+        const tail = this.output.split("\n").slice(-40).join("\n");
+        process.stderr.write(`member ${this.name} exited with code ${String(code)}; its last output:\n${tail}\n`);
+      }
       const info = { code, signal };
       this.lastExit = info;
       const ws = this.exitWaiters;
