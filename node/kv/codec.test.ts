@@ -74,6 +74,19 @@ describe("codec", () => {
     expect(cmd).toMatchObject({ type: "put", value: text("abc") });
   });
 
+  test("with valueView, a put's value is a view of the entry's bytes; a transaction's values are still copies", () => {
+    const b = encodeCommand({ type: "put", key: "k", value: text("abc") });
+    const cmd = decodeCommand(b, true);
+    if (cmd.type !== "put") throw new Error(`decoded ${cmd.type}`);
+    expect(cmd.value).toEqual(text("abc"));
+    expect(cmd.value.buffer).toBe(b.buffer);
+    const t = encodeCommand({ type: "txn", compare: [], success: [{ type: "put", key: "k", value: text("abc") }], failure: [] });
+    const txn = decodeCommand(t, true);
+    if (txn.type !== "txn" || txn.success[0]?.type !== "put") throw new Error("not a txn with a put");
+    expect(txn.success[0].value).toEqual(text("abc"));
+    expect(txn.success[0].value.buffer).not.toBe(t.buffer);
+  });
+
   test("random valid commands round-trip canonically", () => {
     const rng = new SeededRng(3);
     const gen = new CommandGen(rng);

@@ -62,9 +62,17 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
   return w.finish();
 }
 
-export function decodeCommand(bytes: Uint8Array): KvCommand | DecodeError {
+/**
+ * With `valueView`, a put's value is a view of `bytes` rather than a copy,
+ * so the caller must never change or reuse `bytes`: the store applies a log
+ * entry's data this way, and keeps the entry's one buffer (which the Raft log
+ * holds too) instead of two more copies per write. The other commands' values
+ * are copied either way: a transaction's values would otherwise keep the
+ * whole transaction alive for as long as any one of them is.
+ */
+export function decodeCommand(bytes: Uint8Array, valueView = false): KvCommand | DecodeError {
   const r = new Reader(bytes);
-  const cmd = readCommand(r);
+  const cmd = readCommand(r, valueView);
   r.end();
   if (r.error !== null || cmd === null) {
     return { type: "DecodeError", reason: r.error ?? "invalid command", offset: r.errorAt };
@@ -206,12 +214,12 @@ function flags(r: Reader, allowed: number): number {
   return f;
 }
 
-function readCommand(r: Reader): KvCommand | null {
+function readCommand(r: Reader, valueView: boolean): KvCommand | null {
   const tag = r.u8();
   switch (tag) {
     case tagPut: {
       const f = flags(r, 7);
-      const cmd: Mutable<PutCommand> = { type: "put", key: r.string(), value: r.bytes() };
+      const cmd: Mutable<PutCommand> = { type: "put", key: r.string(), value: valueView ? r.view() : r.bytes() };
       if ((f & 1) !== 0) cmd.lease = r.uvarint();
       if ((f & 2) !== 0) cmd.ifMatch = r.uvarint();
       if ((f & 4) !== 0) cmd.ifNoneMatch = true;

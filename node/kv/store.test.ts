@@ -2,6 +2,7 @@
 // is the reference for revisions, versions and compaction).
 
 import { describe, expect, test } from "vitest";
+import { encodeCommand } from "./codec.ts";
 import { KvStore, retentionCompactRevision } from "./store.ts";
 import type { ApplyResult, CommandResult, Compare, KvCommand } from "./types.ts";
 
@@ -389,6 +390,20 @@ describe("the applied index", () => {
     expect(s.apply(3, { type: "put", key: "a", value: text("1") }).ok).toBe(true);
     expect(s.appliedIndex).toBe(3);
     expect(s.revision).toBe(2);
+  });
+
+  test("a put applied from an entry's bytes keeps its value as a view of them, and a snapshot still round-trips it", () => {
+    const s = new KvStore();
+    const data = encodeCommand({ type: "put", key: "k", value: text("v1") });
+    expect(s.applyEncoded(1, data)).toMatchObject({ ok: true });
+    const got = s.get("k");
+    if (!got.ok) throw new Error(got.error.type);
+    expect(str(got.kv.value)).toBe("v1");
+    expect(got.kv.value.buffer).toBe(data.buffer);
+    const back = KvStore.restore(s.snapshot());
+    if ("type" in back) throw new Error(back.reason);
+    const again = back.get("k");
+    expect(again.ok && str(again.kv.value)).toBe("v1");
   });
 
   test("bytes that are not a command consume their index and report why", () => {

@@ -228,11 +228,12 @@ export class KvStore {
   /**
    * Decodes and applies an entry's data. Bytes that are not a command still
    * consume the index. (Empty data, a new leader's no-op entry, is not a
-   * command either: route those to applyNoop.)
+   * command either: route those to applyNoop.) `data` must never change
+   * afterwards: a put's value is kept as a view of it (decodeCommand).
    */
   applyEncoded(index: number, data: Uint8Array): ApplyResult {
     const cmd: KvCommand | DecodeError =
-      data.length === 0 ? { type: "DecodeError", reason: "empty entry: not a command (use applyNoop)", offset: 0 } : decodeCommand(data);
+      data.length === 0 ? { type: "DecodeError", reason: "empty entry: not a command (use applyNoop)", offset: 0 } : decodeCommand(data, true);
     if (cmd.type !== "DecodeError") return this.apply(index, cmd);
     const r = this.applyNoop(index);
     return r.ok ? { ok: false, error: cmd } : r;

@@ -236,6 +236,14 @@ export class Reader {
     return out;
   }
 
+  /** A length-prefixed byte string as a view of the input: only for an input that is never reused or changed. */
+  view(): Uint8Array {
+    const n = this.count(1);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
   string(): string {
     const n = this.count(1);
     const start = this.pos;

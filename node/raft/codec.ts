@@ -146,6 +146,18 @@ export class Reader {
     return out;
   }
 
+  /**
+   * A length-prefixed byte string as a view of the input, not a copy: for
+   * an input that is never reused or changed, such as a log entry's data.
+   */
+  view(): Uint8Array {
+    const n = this.uint();
+    if (n > this.remaining) this.fail(`length ${n} beyond the end of input`);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
   str(): string {
     const n = this.uint();
     if (n > this.remaining) this.fail(`length ${n} beyond the end of input`);

@@ -29,11 +29,16 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   return w.finish().slice();
 }
 
+/**
+ * The payload is a view of `data`, not a copy: a log entry's data is never
+ * changed, and the key-value store keeps a put's value as a view of it in
+ * turn, so a write's bytes are held once (see decodeCommand).
+ */
 export function decodeEnvelope(data: Uint8Array): Envelope | DecodeError {
   return decodeWith(data, (r: Reader) => {
     const v = r.u8();
     if (v !== version) r.fail(`unknown envelope version ${v}`);
     const kind = kinds[r.u8()] ?? r.fail("unknown envelope kind");
-    return { kind, origin: r.str(), seq: r.uint(), payload: r.bytes() };
+    return { kind, origin: r.str(), seq: r.uint(), payload: r.view() };
   });
 }
