@@ -1,7 +1,9 @@
 // node bench/wal.ts: WAL throughput on this disk. Saves run back to back, one
 // in flight at a time as in the Raft loop, each a single write and one
 // fdatasync; for each batch size it reports fsyncs/s, entries/s, MB/s and the
-// fsync latency. Options: --seconds S per batch size, --value B bytes per
+// fsync latency. Then the WAL's fsync latency while a snapshot file is saved
+// beside it (--snapshot-mb, default 30): flushed once at the end, and a MiB at
+// a time (writeFileAtomic's flushEveryBytes), in alternating rounds. Options: --seconds S per batch size, --value B bytes per
 // entry, --dir D (default: a temp dir under os.tmpdir(), removed afterwards).
 
 import * as fs from "node:fs/promises";
@@ -9,13 +11,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import type { Entry } from "../node/raft/types.ts";
+import { flushEveryBytes, writeFileAtomic } from "../node/storage/files.ts";
 import { Wal } from "../node/storage/wal.ts";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "3" }, value: { type: "string", default: "256" }, dir: { type: "string" } },
+  options: { seconds: { type: "string", default: "3" }, value: { type: "string", default: "256" }, dir: { type: "string" }, "snapshot-mb": { type: "string", default: "30" } },
 });
 const seconds = Number(values.seconds);
 const valueBytes = Number(values.value);
+const snapshotBytes = Number(values["snapshot-mb"]) * (1 << 20);
+if (![seconds, valueBytes, snapshotBytes].every((n) => Number.isFinite(n) && n > 0)) throw new Error("--seconds, --value and --snapshot-mb must be positive numbers");
 const base = values.dir ?? (await fs.mkdtemp(path.join(os.tmpdir(), "concord-bench-wal-")));
 
 interface Row {
@@ -70,4 +75,67 @@ for (const batch of [1, 16, 256]) {
     `${String(r.batch).padStart(5)}  ${Math.round(r.fsyncsPerSec).toLocaleString("en-US").padStart(9)}  ${Math.round(r.entriesPerSec).toLocaleString("en-US").padStart(10)}  ${r.mbPerSec.toFixed(1).padStart(6)}  ${r.mean.toFixed(2).padStart(8)}ms  ${r.p50.toFixed(2).padStart(7)}ms  ${r.p99.toFixed(2).padStart(7)}ms\n`,
   );
 }
+
+/**
+ * One snapshot file saved while the WAL saves one entry at a time beside it
+ * (1 ms apart, as a lightly loaded member): the WAL's fsync latencies during
+ * the save, and how long the save took.
+ */
+async function besideSnapshot(flushEvery: number, round: number): Promise<{ fsyncs: number[]; saveMs: number }> {
+  const dir = path.join(base, `beside-${flushEvery}-${round}`);
+  const fsyncs: number[] = [];
+  let recording = false;
+  const opened = await Wal.open({ dir, onFsync: (s) => { if (recording) fsyncs.push(s * 1000); } });
+  if (!opened.ok) throw new Error(JSON.stringify(opened.error));
+  const wal = opened.wal;
+  const value = new Uint8Array(valueBytes).fill(7);
+  let index = 0;
+  let stop = false;
+  const writer = (async () => {
+    while (!stop) {
+      const r = await wal.save({ term: 1, vote: null, commit: index }, [{ kind: "normal", term: 1, index: ++index, data: value }]);
+      if (!r.ok) throw new Error(JSON.stringify(r.error));
+      await new Promise((res) => setTimeout(res, 1));
+    }
+  })();
+  await new Promise((res) => setTimeout(res, 300));
+  const snapshot = new Uint8Array(snapshotBytes).fill(9);
+  recording = true;
+  const t0 = performance.now();
+  await writeFileAtomic(path.join(dir, "snapshot"), snapshot, flushEvery);
+  const saveMs = performance.now() - t0;
+  recording = false;
+  stop = true;
+  await writer;
+  await wal.close();
+  await fs.rm(dir, { recursive: true, force: true });
+  return { fsyncs, saveMs };
+}
+
+const mb = (snapshotBytes / (1 << 20)).toFixed(0);
+process.stdout.write(`\nWAL fsyncs while a ${mb} MiB snapshot file is saved on the same disk (3 alternating rounds each)\n`);
+process.stdout.write("snapshot flushed          save ms   WAL fsyncs  fsync p50  fsync max\n");
+const variants = [
+  { label: "once, at the end", flushEvery: snapshotBytes + 1 },
+  { label: `every ${(flushEveryBytes / (1 << 20)).toFixed(0)} MiB`, flushEvery: flushEveryBytes },
+];
+const results = new Map<string, { fsyncs: number[]; saveMs: number[] }>(variants.map((v) => [v.label, { fsyncs: [], saveMs: [] }]));
+for (let round = 0; round < 3; round++) {
+  for (const v of variants) {
+    const r = await besideSnapshot(v.flushEvery, round);
+    const acc = results.get(v.label);
+    acc?.fsyncs.push(...r.fsyncs);
+    acc?.saveMs.push(r.saveMs);
+  }
+}
+for (const v of variants) {
+  const acc = results.get(v.label);
+  if (acc === undefined) continue;
+  const f = [...acc.fsyncs].sort((a, b) => a - b);
+  const s = [...acc.saveMs].sort((a, b) => a - b);
+  process.stdout.write(
+    `${v.label.padEnd(22)}  ${(s[1] ?? 0).toFixed(0).padStart(7)}  ${String(f.length).padStart(11)}  ${(f[f.length >> 1] ?? 0).toFixed(2).padStart(7)}ms  ${(f[f.length - 1] ?? 0).toFixed(2).padStart(7)}ms\n`,
+  );
+}
+process.stdout.write("(save ms: the median of the rounds; fsyncs: all rounds together)\n");
 if (values.dir === undefined) await fs.rm(base, { recursive: true, force: true });
