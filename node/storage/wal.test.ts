@@ -101,7 +101,9 @@ describe("save and replay", () => {
     // The queue keeps working after a rejected save.
     await saveOk(a.wal, null, ents(4, 4, 1));
     await a.wal.close();
-    expect((await open({ dir })).entries).toEqual(ents(1, 4, 1));
+    const b = await open({ dir });
+    expect(b.entries).toEqual(ents(1, 4, 1));
+    await b.wal.close();
   });
 });
 
