@@ -2,9 +2,10 @@
 // in flight at a time as in the Raft loop, each a single write and one
 // fdatasync; for each batch size it reports fsyncs/s, entries/s, MB/s and the
 // fsync latency. Then the WAL's fsync latency while a snapshot file is saved
-// beside it (--snapshot-mb, default 30): flushed once at the end, and a MiB at
-// a time (writeFileAtomic's flushEveryBytes), in alternating rounds. Options: --seconds S per batch size, --value B bytes per
-// entry, --dir D (default: a temp dir under os.tmpdir(), removed afterwards).
+// beside it: flushed once at the end, and a MiB at a time (writeFileAtomic's
+// flushEveryBytes), in alternating rounds. Options: --seconds S per batch
+// size, --value B bytes per entry, --snapshot-mb M (default 30), --dir D
+// (default: a temp dir under os.tmpdir(), removed afterwards).
 
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
@@ -116,23 +117,19 @@ const mb = (snapshotBytes / (1 << 20)).toFixed(0);
 process.stdout.write(`\nWAL fsyncs while a ${mb} MiB snapshot file is saved on the same disk (3 alternating rounds each)\n`);
 process.stdout.write("snapshot flushed          save ms   WAL fsyncs  fsync p50  fsync max\n");
 const variants = [
-  { label: "once, at the end", flushEvery: snapshotBytes + 1 },
-  { label: `every ${(flushEveryBytes / (1 << 20)).toFixed(0)} MiB`, flushEvery: flushEveryBytes },
+  { label: "once, at the end", flushEvery: snapshotBytes + 1, fsyncs: [] as number[], saveMs: [] as number[] },
+  { label: `every ${(flushEveryBytes / (1 << 20)).toFixed(0)} MiB`, flushEvery: flushEveryBytes, fsyncs: [] as number[], saveMs: [] as number[] },
 ];
-const results = new Map<string, { fsyncs: number[]; saveMs: number[] }>(variants.map((v) => [v.label, { fsyncs: [], saveMs: [] }]));
 for (let round = 0; round < 3; round++) {
   for (const v of variants) {
     const r = await besideSnapshot(v.flushEvery, round);
-    const acc = results.get(v.label);
-    acc?.fsyncs.push(...r.fsyncs);
-    acc?.saveMs.push(r.saveMs);
+    v.fsyncs.push(...r.fsyncs);
+    v.saveMs.push(r.saveMs);
   }
 }
 for (const v of variants) {
-  const acc = results.get(v.label);
-  if (acc === undefined) continue;
-  const f = [...acc.fsyncs].sort((a, b) => a - b);
-  const s = [...acc.saveMs].sort((a, b) => a - b);
+  const f = [...v.fsyncs].sort((a, b) => a - b);
+  const s = [...v.saveMs].sort((a, b) => a - b);
   process.stdout.write(
     `${v.label.padEnd(22)}  ${(s[1] ?? 0).toFixed(0).padStart(7)}  ${String(f.length).padStart(11)}  ${(f[f.length >> 1] ?? 0).toFixed(2).padStart(7)}ms  ${(f[f.length - 1] ?? 0).toFixed(2).padStart(7)}ms\n`,
   );

@@ -7,7 +7,7 @@ import type { NodeId } from "../raft/types.ts";
 import { decodeBeacon, encodeBeacon, isBadBeacon } from "./beacon-shared.ts";
 import type { BeaconOptions, BeaconStartError } from "./beacon.ts";
 import { PeerBeacon } from "./beacon.ts";
-import { freeUdpPort } from "./testing/fixtures.ts";
+import { freeUdpPort, waitFor } from "./testing/fixtures.ts";
 
 const started: PeerBeacon[] = [];
 
@@ -89,8 +89,7 @@ describe("PeerBeacon", () => {
     expect(await eventuallyTake(a, nodeId("b"))).toEqual({ term: 3, leads: false });
     // The worker counts a datagram as sent in the send callback, which under
     // load can come after the peer has read it: wait for the count.
-    const deadline = Date.now() + 5000;
-    while (a.counters().sent === 0 && Date.now() < deadline) await sleep(5);
+    await waitFor("the sender to count its datagrams", () => a.counters().sent > 0, 5000);
     expect(a.counters().sent).toBeGreaterThan(0);
     expect(b.counters().received).toBeGreaterThan(0);
   });

@@ -74,8 +74,8 @@ export interface MemberSpec {
   /** Where the member really listens for peers, when a proxy sits at peerPort (chaos tests). */
   readonly listenPeerPort?: number;
   readonly dataDir: string;
-  /** The loopback address in URL form: 127.0.0.1 (the default) or [::1]. */
-  readonly host?: string;
+  /** The loopback address in URL form: 127.0.0.1 or [::1]. */
+  readonly host: string;
 }
 
 export interface ExitInfo {
@@ -100,15 +100,11 @@ export class Member {
   }
 
   get url(): string {
-    return `http://${this.host}:${this.spec.clientPort}`;
+    return `http://${this.spec.host}:${this.spec.clientPort}`;
   }
 
   get peerUrl(): string {
-    return `http://${this.host}:${this.spec.peerPort}`;
-  }
-
-  private get host(): string {
-    return this.spec.host ?? "127.0.0.1";
+    return `http://${this.spec.host}:${this.spec.peerPort}`;
   }
 
   get running(): boolean {
@@ -126,7 +122,7 @@ export class Member {
         "--name", this.name,
         "--data-dir", this.spec.dataDir,
         "--listen-client-urls", this.url,
-        "--listen-peer-urls", `http://${this.host}:${this.spec.listenPeerPort ?? this.spec.peerPort}`,
+        "--listen-peer-urls", `http://${this.spec.host}:${this.spec.listenPeerPort ?? this.spec.peerPort}`,
         "--initial-advertise-peer-urls", this.peerUrl,
         "--log-level", "info",
         ...args,
@@ -214,7 +210,9 @@ export class LocalCluster {
   private readonly proxied: boolean;
   private readonly env: Readonly<Record<string, string>>;
   private readonly nodeFlags: readonly string[];
-  private readonly host: string | undefined;
+  /** The members' host in URL form, and as listen() takes it (no brackets). */
+  private readonly host: string;
+  private readonly bareHost: string;
 
   private constructor(dir: string, o: ClusterOptions) {
     this.dir = dir;
@@ -223,7 +221,8 @@ export class LocalCluster {
     this.proxied = o.proxied ?? false;
     this.env = o.env ?? {};
     this.nodeFlags = o.nodeFlags ?? [];
-    this.host = o.host;
+    this.host = o.host ?? "127.0.0.1";
+    this.bareHost = urlHost(new URL(`http://${this.host}`));
   }
 
   /** Creates the members' specs; call start() to run them. */
@@ -235,14 +234,13 @@ export class LocalCluster {
 
   async addSpec(): Promise<Member> {
     const name = `${this.prefix}${this.members.length + 1}`;
-    const bare = urlHost(new URL(`http://${this.host ?? "127.0.0.1"}`));
     const m = new Member({
       name,
-      clientPort: await freePort(bare),
-      peerPort: await freePort(bare),
-      ...(this.proxied ? { listenPeerPort: await freePort(bare) } : {}),
+      clientPort: await freePort(this.bareHost),
+      peerPort: await freePort(this.bareHost),
+      ...(this.proxied ? { listenPeerPort: await freePort(this.bareHost) } : {}),
       dataDir: join(this.dir, name),
-      ...(this.host !== undefined ? { host: this.host } : {}),
+      host: this.host,
     });
     this.members.push(m);
     return m;
