@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parsePlan } from "./args.ts";
-import { keyOf, keyBytes, warmupDone, warmupOpsCapMs } from "./jobs.ts";
+import { followersFirst, keyOf, keyBytes, warmupDone, warmupOpsCapMs } from "./jobs.ts";
 import { cells, combine, cpuPerOp, cpuSecondsFromStat, formatTable, median, percentile, ratio, summarize } from "./stats.ts";
 
 describe("percentile", () => {
@@ -140,5 +140,30 @@ describe("CPU per operation", () => {
     expect(cpuPerOp({ members: [1, 3, 2], loadgen: 0.5 }, 1_000_000)).toEqual({ p50: 6, p99: 3, rate: 0.5 });
     expect(cpuPerOp({ members: [1, null, 2], loadgen: 0.5 }, 1000)).toEqual({ p50: null, p99: null, rate: null });
     expect(cpuPerOp({ members: [1, 1, 1], loadgen: 0.5 }, 0)).toEqual({ p50: null, p99: null, rate: null });
+  });
+});
+
+describe("the order of members for a point sent to all members", () => {
+  it("starts after the leader and ends with it, so one client talks to a follower", () => {
+    expect(followersFirst(["a", "b", "c"], 0)).toEqual(["b", "c", "a"]);
+    expect(followersFirst(["a", "b", "c"], 1)).toEqual(["c", "a", "b"]);
+    expect(followersFirst(["a", "b", "c"], 2)).toEqual(["a", "b", "c"]);
+  });
+
+  it("gives the leader no more clients than any follower (client c takes member c mod n)", () => {
+    const order = followersFirst([0, 1, 2], 1);
+    for (const clients of [1, 16, 64, 256]) {
+      const per = [0, 0, 0];
+      for (let c = 0; c < clients; c++) {
+        const m = order[c % order.length] ?? 0;
+        per[m] = (per[m] ?? 0) + 1;
+      }
+      expect(per[1]).toBe(Math.min(...per));
+    }
+  });
+
+  it("refuses a leader that is not a member", () => {
+    expect(() => followersFirst(["a", "b", "c"], 3)).toThrow(/leader 3 of 3/);
+    expect(() => followersFirst(["a", "b", "c"], -1)).toThrow(/leader -1/);
   });
 });

@@ -100,6 +100,20 @@ export type JobResult = ThroughputResult | LoadResult | WatchResult | FailoverRe
 export type ToLoadgen = { readonly id: number; readonly job: Job } | { readonly id: number; readonly exit: true };
 export type FromLoadgen = { readonly id: number; readonly result: JobResult } | { readonly id: number; readonly error: string };
 
+/**
+ * The members in the order clients are spread over them when a point sends
+ * to all members: from the one after the leader round to the leader, so
+ * that client 0 (the only one at one client) talks to a follower, and the
+ * leader gets no more clients than any follower. Without an order by role,
+ * one client landed on whichever member was listed first, the leader in
+ * some rounds and a follower in others, and a linearizable read through a
+ * follower takes a round trip more.
+ */
+export function followersFirst<T>(members: readonly T[], leader: number): T[] {
+  if (!Number.isInteger(leader) || leader < 0 || leader >= members.length) throw new Error(`followersFirst: leader ${leader} of ${members.length} members`);
+  return [...members.slice(leader + 1), ...members.slice(0, leader + 1)];
+}
+
 /** The n-th key: "k" and 7 digits, 8 bytes. */
 export function keyOf(n: number): string {
   return `k${(n % 10_000_000).toString().padStart(keyBytes - 1, "0")}`;
