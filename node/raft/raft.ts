@@ -48,10 +48,9 @@ export type PlantedBug =
   | "commitPriorTerm" // count replicas of entries from earlier terms (violates §5.4.2)
   | "doubleVote" // grant a second vote in the same term (violates §5.2)
   | "skipUpToDateCheck" // grant votes without the log comparison (violates §5.4.1)
-  | "readIndexNoQuorum" // serve ReadIndex without confirming leadership (violates thesis §6.4)
-  | "readIndexPairQuorum"; // take the leader and a follower asking for a read as a quorum in any cluster
+  | "readIndexNoQuorum"; // serve ReadIndex without confirming leadership (violates thesis §6.4)
 
-export const plantedBugs: readonly PlantedBug[] = ["commitPriorTerm", "doubleVote", "skipUpToDateCheck", "readIndexNoQuorum", "readIndexPairQuorum"];
+export const plantedBugs: readonly PlantedBug[] = ["commitPriorTerm", "doubleVote", "skipUpToDateCheck", "readIndexNoQuorum"];
 
 export interface RaftConfig {
   readonly id: NodeId;
@@ -549,11 +548,8 @@ export class Raft {
 
   /** Feeds one message (remote or local) into the state machine. */
   step(m: Message): StepResult {
-    if (m.term === 0 || m.type === "readIndex") {
-      // Local messages, and proposals or reads forwarded by a follower. A
-      // forwarded read carries the follower's term, which only says whether
-      // the follower's request counts toward the read's quorum
-      // (handleReadIndexAsLeader); it never changes ours.
+    if (m.term === 0) {
+      // Local messages, and proposals or reads forwarded by a follower.
     } else if (m.term > this.term) {
       if (m.type === "vote" || m.type === "preVote") {
         // A server that heard from a live leader recently ignores votes, so
@@ -720,7 +716,7 @@ export class Raft {
         return stepOk;
       case "readIndex":
         if (this.lead === null) return { ok: false, error: { type: "NoLeader" } };
-        this.send({ ...m, from: this.id, to: this.lead, term: this.term });
+        this.send({ ...m, from: this.id, to: this.lead, term: 0 });
         return stepOk;
       case "transferLeader":
         if (this.lead === null) return { ok: false, error: { type: "NoLeader" } };
@@ -981,36 +977,10 @@ export class Raft {
       this.respondRead(from, this.log.committed, m.context);
       return;
     }
-    if (this.requesterCompletesQuorum(m, voters)) {
-      this.respondRead(from, this.log.committed, m.context);
-      return;
-    }
     // Requests join the next round; at most one round is in flight, so reads
     // that arrive during a round trip are confirmed together.
     this.pendingReads.push({ round: this.readRoundSent + 1, index: this.log.committed, context: m.context, from });
     if (this.readConfirmed >= this.readRoundSent) this.sendReadRound();
-  }
-
-  /**
-   * Whether a voter's forwarded read is itself the acknowledgement that
-   * completes a quorum with this leader, so that the read needs no round.
-   * The follower sent it in this term, after every read it carries had
-   * arrived: up to then it had voted in no later term, and this leader has
-   * not either. A leader of a later term elected before those reads began
-   * would have needed a vote from one of the two; when the two are a quorum
-   * (any two of three voters), there was none, and this leader's commit
-   * index covers every write acknowledged before the reads began. The Raft
-   * thesis's round (§6.4) asks the same question of every voter; here the
-   * requester has answered it on the way in, which saves a round trip.
-   * (A follower forwards in its own term, which never exceeds its leader's;
-   * a read from an older term, or from a member of an older version that
-   * sends none, takes a round.)
-   */
-  private requesterCompletesQuorum(m: MsgReadIndex, voters: readonly NodeId[]): boolean {
-    if (m.from === this.id || !voters.includes(m.from)) return false;
-    if (this.bugs.has("readIndexPairQuorum")) return true;
-    if (m.term !== this.term) return false;
-    return committedIndex(voters, (id) => (id === this.id || id === m.from ? 1 : 0)) >= 1;
   }
 
   private sendReadRound(): void {
