@@ -114,6 +114,11 @@ export function followersFirst<T>(members: readonly T[], leader: number): T[] {
   return [...members.slice(leader + 1), ...members.slice(0, leader + 1)];
 }
 
+/** The endpoints of a point: the leader's alone, or every member's in followersFirst order. */
+export function pointEndpoints(endpoints: readonly string[], leader: number, toLeader: boolean): string[] {
+  return toLeader ? [endpoints[leader] ?? ""] : followersFirst(endpoints, leader);
+}
+
 /** The n-th key: "k" and 7 digits, 8 bytes. */
 export function keyOf(n: number): string {
   return `k${(n % 10_000_000).toString().padStart(keyBytes - 1, "0")}`;

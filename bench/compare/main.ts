@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { binaryPath, ensureTools, etcdTools } from "../../tools/gobin.ts";
 import { parsePlan } from "./args.ts";
 import type { Plan } from "./args.ts";
-import { followersFirst } from "./jobs.ts";
+import { pointEndpoints } from "./jobs.ts";
 import type { Op } from "./jobs.ts";
 import { Loadgen } from "./loadgen-client.ts";
 import { machineInfo, versions } from "./machine.ts";
@@ -112,7 +112,7 @@ async function throughputRun(ctx: Context, sys: SystemCluster): Promise<void> {
   if (ctx.plan.warmupOps > 0) points.unshift({ label: coldLabel(ctx.plan), op: "put", clients: 1, toLeader: true, warmupOps: 0 });
   for (const w of points) {
     const leader = await leaderIndex(sys);
-    const endpoints = w.toLeader ? [sys.endpoints[leader] ?? ""] : followersFirst(sys.endpoints, leader);
+    const endpoints = pointEndpoints(sys.endpoints, leader, w.toLeader);
     const r = await ctx.loadgen.run({ type: "throughput", system: sys.kind, op: w.op, clients: w.clients, warmupMs: ctx.plan.warmupMs, warmupOps: w.warmupOps, durationMs: ctx.plan.seconds * 1000, endpoints, cpuPids: memberPids(sys) });
     if (r.failed > 0) ctx.errors.push(`${sys.label} ${w.label}: ${r.failed} failed (${r.firstError ?? ""})`);
     record(ctx.samples, w.label, sys.label, summarize(r.latencies, r.durationMs));

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { metricValue, summarizeProfile } from "./cpuprofile.ts";
 import type { CpuProfile } from "./cpuprofile.ts";
-import { followersFirst } from "./jobs.ts";
+import { pointEndpoints } from "./jobs.ts";
 import type { Op } from "./jobs.ts";
 import { Loadgen } from "./loadgen-client.ts";
 import { summarize } from "./stats.ts";
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
       await sys.settled();
     }
     leaderIdx = (await sys.leader())?.index ?? 0;
-    const endpoints = o.toLeader ? [sys.endpoints[leaderIdx] ?? ""] : followersFirst(sys.endpoints, leaderIdx);
+    const endpoints = pointEndpoints(sys.endpoints, leaderIdx, o.toLeader);
     before.push(...(await Promise.all(sys.endpoints.map(scrape))));
     let running = true;
     // prom-client resets the event-loop histogram on every scrape, so the max
