@@ -110,7 +110,7 @@ describe("compare-and-swap", () => {
       error: { type: "PreconditionFailed", key: "k", currentModRevision: 2 },
     });
     expect(s.apply({ type: "delete", key: "nope", ifMatch: 7 })).toMatchObject({ ok: false, error: { currentModRevision: 0 } });
-    expect(s.ok({ type: "delete", key: "k", ifMatch: 2 })).toMatchObject({ deleted: 1, revision: 3, prev: { key: "k" } });
+    expect(s.ok({ type: "delete", key: "k", ifMatch: 2 })).toMatchObject({ deleted: 1, revision: 3, prev: { key: "k", modRevision: 2, version: 1, value: text("a") } });
   });
 
   test("invalid requests are rejected as values, identically on every node", () => {
@@ -250,7 +250,7 @@ describe("transactions", () => {
       results: [
         { type: "put", kv: { key: "x", modRevision: 4 } },
         { type: "put", kv: { key: "y", modRevision: 4 } },
-        { type: "delete", deleted: 1, prev: { key: "k" } },
+        { type: "delete", deleted: 1, prev: { key: "k", version: 2, modRevision: 3 } },
         { type: "get", kv: { key: "x", modRevision: 4 } },
         { type: "range", kvs: [{ key: "x" }, { key: "y" }], more: false, count: 2 },
         { type: "get", kv: null },

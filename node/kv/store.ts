@@ -6,9 +6,10 @@
 //
 // Data, for n live keys:
 //
-//   live     key -> { current KeyValue, the key's versions }: the current
-//            state. An OrderedMap (hash map + B-tree), so get and a put to
-//            an existing key are O(1) and a range is O(log n + limit).
+//   live     key -> the key's versions (the same array as in `index`),
+//            for the keys whose last version is a put: the current state.
+//            An OrderedMap (hash map + B-tree), so get and a put to an
+//            existing key are O(1) and a range is O(log n + limit).
 //   index    key -> versions: every key with a retained version, live or
 //            deleted, for reads at older revisions. Also an OrderedMap.
 //   log      every event above the compaction point, in order: watchers
@@ -19,8 +20,11 @@
 //   - at most the first version has modRevision <= C, and then it is a put
 //     (it is the key's value at C);
 //   - every later version came from an event still in the log;
-//   - a key is in `live` iff its last version is a put; the record's kv is
-//     that put.
+//   - a key is in `live` iff its last version is a put, and then maps to
+//     the same array as in `index`.
+// A full collection marks every object the store keeps, so a key costs as
+// few as it can: one array of versions, shared by both maps (no record
+// object), and one key string, shared by the maps and all its versions.
 // Compacting to C drops, per key touched since the previous compaction,
 // the versions below its last version <= C, and that one too if it is a
 // tombstone; and the log's events <= C.
@@ -57,11 +61,14 @@ import type {
 import { maxRangeLimit, validateCommand } from "./validate.ts";
 import { runToEnd } from "../steps.ts";
 
-interface KeyRecord {
-  /** The current value. Replaced (not mutated) on every put. */
-  kv: KeyValue;
-  /** The same array as in `index`. */
-  readonly versions: KeyValue[];
+/** A live key's versions, oldest first; the last is its current value (a put). */
+type KeyRecord = KeyValue[];
+
+/** The current value of a live key: its last version. */
+function current(rec: KeyRecord): KeyValue {
+  const kv = rec[rec.length - 1];
+  if (kv === undefined) throw new Error("KvStore invariant: a live key with no versions");
+  return kv;
 }
 
 interface Lease {
@@ -283,24 +290,25 @@ export class KvStore {
     switch (cmd.type) {
       case "put": {
         const rec = this.live.get(cmd.key);
-        const current = rec?.kv.modRevision ?? 0;
-        if ((cmd.ifNoneMatch === true && rec !== undefined) || (cmd.ifMatch !== undefined && cmd.ifMatch !== current)) {
-          return { ok: false, error: { type: "PreconditionFailed", key: cmd.key, currentModRevision: current } };
+        const prev = rec === undefined ? undefined : current(rec);
+        const currentRev = prev?.modRevision ?? 0;
+        if ((cmd.ifNoneMatch === true && rec !== undefined) || (cmd.ifMatch !== undefined && cmd.ifMatch !== currentRev)) {
+          return { ok: false, error: { type: "PreconditionFailed", key: cmd.key, currentModRevision: currentRev } };
         }
         const lease = cmd.lease ?? 0;
         if (lease !== 0 && !this.leaseTable.has(lease)) return { ok: false, error: { type: "LeaseNotFound", id: lease } };
-        const prev = rec?.kv;
         const kv = this.writePut(cmd.key, cmd.value, lease, rec);
         return ok(prev === undefined ? { type: "put", revision: kv.modRevision, kv } : { type: "put", revision: kv.modRevision, kv, prev });
       }
       case "delete": {
         const rec = this.live.get(cmd.key);
-        if (cmd.ifMatch !== undefined && cmd.ifMatch !== (rec?.kv.modRevision ?? 0)) {
-          return { ok: false, error: { type: "PreconditionFailed", key: cmd.key, currentModRevision: rec?.kv.modRevision ?? 0 } };
+        const prev = rec === undefined ? undefined : current(rec);
+        if (cmd.ifMatch !== undefined && cmd.ifMatch !== (prev?.modRevision ?? 0)) {
+          return { ok: false, error: { type: "PreconditionFailed", key: cmd.key, currentModRevision: prev?.modRevision ?? 0 } };
         }
-        if (rec === undefined) return ok({ type: "delete", revision: this.rev, deleted: 0 });
+        if (rec === undefined || prev === undefined) return ok({ type: "delete", revision: this.rev, deleted: 0 });
         this.writeDelete(rec);
-        return ok({ type: "delete", revision: this.writeRev, deleted: 1, prev: rec.kv });
+        return ok({ type: "delete", revision: this.writeRev, deleted: 1, prev });
       }
       case "deletePrefix": {
         const deleted = this.deletePrefix(cmd.prefix);
@@ -346,7 +354,8 @@ export class KvStore {
   }
 
   private holds(c: Compare): boolean {
-    const kv = this.live.get(c.key)?.kv;
+    const rec = this.live.get(c.key);
+    const kv = rec === undefined ? undefined : current(rec);
     let cmp: number;
     if (c.target === "value") {
       if (kv === undefined) return false; // no value to compare (etcd does the same)
@@ -370,20 +379,21 @@ export class KvStore {
     switch (op.type) {
       case "put": {
         const rec = this.live.get(op.key);
-        const prev = rec?.kv;
+        const prev = rec === undefined ? undefined : current(rec);
         const kv = this.writePut(op.key, op.value, op.lease ?? 0, rec);
         return prev === undefined ? { type: "put", kv } : { type: "put", kv, prev };
       }
       case "delete": {
         const rec = this.live.get(op.key);
         if (rec === undefined) return { type: "delete", deleted: 0 };
+        const prev = current(rec);
         this.writeDelete(rec);
-        return { type: "delete", deleted: 1, prev: rec.kv };
+        return { type: "delete", deleted: 1, prev };
       }
       case "deletePrefix":
         return { type: "deletePrefix", deleted: this.deletePrefix(op.prefix) };
       case "get":
-        return { type: "get", kv: this.live.get(op.key)?.kv ?? null };
+        return { type: "get", kv: this.currentOf(op.key) ?? null };
       case "range": {
         const page = this.rangeCurrent(op.prefix, op.limit, op.after);
         return { type: "range", kvs: page.kvs, more: page.more, count: page.count ?? 0 };
@@ -404,28 +414,30 @@ export class KvStore {
     const rev = this.writeRev;
     let kv: KeyValue;
     if (rec !== undefined) {
-      const prev = rec.kv;
+      const prev = current(rec);
       if (prev.modRevision >= rev) throw new Error(`key ${key} written twice at revision ${rev}`);
-      kv = { key, value, createRevision: prev.createRevision, modRevision: rev, version: prev.version + 1, lease };
-      rec.kv = kv;
-      rec.versions.push(kv);
+      // prev.key, not the command's copy of the same string: the maps hold it.
+      kv = { key: prev.key, value, createRevision: prev.createRevision, modRevision: rev, version: prev.version + 1, lease };
+      rec.push(kv);
       if (prev.lease !== lease) {
         this.detach(prev.lease, key);
         this.attach(lease, key);
       }
       this.emit({ type: "put", kv, prevKv: prev, revision: rev });
     } else {
-      kv = { key, value, createRevision: rev, modRevision: rev, version: 1, lease };
       let versions = this.index.get(key);
+      let interned = key;
       if (versions === undefined) {
         versions = [];
         this.index.set(key, versions);
       } else {
         const last = versions[versions.length - 1];
         if (last !== undefined && last.modRevision >= rev) throw new Error(`key ${key} written twice at revision ${rev}`);
+        if (last !== undefined) interned = last.key;
       }
+      kv = { key: interned, value, createRevision: rev, modRevision: rev, version: 1, lease };
       versions.push(kv);
-      this.live.set(key, { kv, versions });
+      this.live.set(interned, versions);
       this.attach(lease, key);
       this.emit({ type: "put", kv, revision: rev });
     }
@@ -437,11 +449,11 @@ export class KvStore {
   /** Deletes a live key at writeRev. */
   private writeDelete(rec: KeyRecord): void {
     const rev = this.writeRev;
-    const prev = rec.kv;
+    const prev = current(rec);
     if (prev.modRevision >= rev) throw new Error(`key ${prev.key} written twice at revision ${rev}`);
     const tombstone: KeyValue = { key: prev.key, value: emptyValue, createRevision: 0, modRevision: rev, version: 0, lease: 0 };
     this.live.delete(prev.key);
-    rec.versions.push(tombstone);
+    rec.push(tombstone);
     this.versionCount++;
     this.detach(prev.lease, prev.key);
     this.emit({ type: "delete", kv: tombstone, prevKv: prev, revision: rev });
@@ -464,6 +476,12 @@ export class KvStore {
     const l = this.leaseTable.get(lease);
     // Invariant: a live key's lease exists (revoking a lease deletes its keys).
     if (l === undefined || !l.keys.delete(key)) throw new Error(`detach ${key} from lease ${lease}: not attached`);
+  }
+
+  /** The key's current value, if it is live. */
+  private currentOf(key: string): KeyValue | undefined {
+    const rec = this.live.get(key);
+    return rec === undefined ? undefined : current(rec);
   }
 
   private mustLive(key: string): KeyRecord {
@@ -504,7 +522,7 @@ export class KvStore {
     if (bad !== null) return { ok: false, error: { type: "InvalidRequest", reason: bad.message } };
     const at = this.readRevision(options.revision);
     if (typeof at !== "number") return { ok: false, error: at };
-    const kv = at === this.rev ? this.live.get(key)?.kv : versionAt(this.index.get(key), at);
+    const kv = at === this.rev ? this.currentOf(key) : versionAt(this.index.get(key), at);
     return kv === undefined ? { ok: false, error: { type: "NotFound", key, revision: at } } : { ok: true, kv, revision: at };
   }
 
@@ -541,7 +559,7 @@ export class KvStore {
         more = true;
         break;
       }
-      kvs.push(c.value.kv);
+      kvs.push(current(c.value));
     }
     this.scanned += visited;
     return { kvs, more, count: this.live.countRange(prefix, prefixEnd(prefix)), revision: this.rev };
@@ -628,14 +646,14 @@ export class KvStore {
       if ((rec !== undefined) !== (last.version !== 0)) fail(`${c.key} is live iff its last version is a put`);
       if (rec !== undefined) {
         live++;
-        if (rec.kv !== last || rec.versions !== vs) fail(`${c.key} live record is not its last version`);
-        if (rec.kv.lease !== 0 && this.leaseTable.get(rec.kv.lease)?.keys.has(c.key) !== true) fail(`${c.key} missing from lease ${rec.kv.lease}`);
+        if (rec !== vs) fail(`${c.key} live record is not its versions`);
+        if (last.lease !== 0 && this.leaseTable.get(last.lease)?.keys.has(c.key) !== true) fail(`${c.key} missing from lease ${last.lease}`);
       }
     }
     if (live !== this.live.size) fail(`${this.live.size} live keys, ${live} found in the index`);
     if (versions !== this.versionCount || bytes !== this.valueBytes) fail("version counters");
     for (const l of this.leaseTable.values()) {
-      for (const k of l.keys) if (this.live.get(k)?.kv.lease !== l.id) fail(`lease ${l.id} lists ${k}`);
+      for (const k of l.keys) if (this.currentOf(k)?.lease !== l.id) fail(`lease ${l.id} lists ${k}`);
     }
     let prev = Math.max(this.compactRev, 1);
     for (let i = 0; i < this.log.length; i++) {
@@ -748,7 +766,7 @@ export class KvStore {
         }
         const versions = [kv];
         this.index.set(kv.key, versions);
-        this.live.set(kv.key, { kv, versions });
+        this.live.set(kv.key, versions);
         this.versionCount++;
         this.valueBytes += kv.value.length;
         return null;
@@ -770,7 +788,7 @@ export class KvStore {
         const last = this.log.length > 0 ? this.log.at(this.log.length - 1).revision : Math.max(this.compactRev, 1);
         if (last !== this.rev) return `history ends at revision ${last}, not ${this.rev}`;
         for (const c = this.live.first(); c.valid; c.next()) {
-          const lease = c.value.kv.lease;
+          const lease = current(c.value).lease;
           if (lease === 0) continue;
           const l = this.leaseTable.get(lease);
           if (l === undefined) return `live key ${JSON.stringify(c.key)} has missing lease ${lease}`;
