@@ -6,12 +6,14 @@
 //
 // Data, for n live keys:
 //
-//   live     key -> the key's versions (the same array as in `index`),
-//            for the keys whose last version is a put: the current state.
-//            An OrderedMap (hash map + B-tree), so get and a put to an
-//            existing key are O(1) and a range is O(log n + limit).
+//   live     key -> current KeyValue, for the keys whose last version is
+//            a put: the current state. An OrderedMap (hash map + B-tree of
+//            the keys), so get and a put to an existing key are O(1) and a
+//            range is O(log n + limit).
 //   index    key -> versions: every key with a retained version, live or
 //            deleted, for reads at older revisions. Also an OrderedMap.
+//            A key with one version (most keys, between compactions) maps
+//            to that KeyValue itself; only two or more take an array.
 //   log      every event above the compaction point, in order: watchers
 //            catch up from it and snapshots carry it.
 //
@@ -21,10 +23,11 @@
 //     (it is the key's value at C);
 //   - every later version came from an event still in the log;
 //   - a key is in `live` iff its last version is a put, and then maps to
-//     the same array as in `index`.
+//     that put.
 // A full collection marks every object the store keeps, so a key costs as
-// few as it can: one array of versions, shared by both maps (no record
-// object), and one key string, shared by the maps and all its versions.
+// few as it can: with one version, the KeyValue and its value (no record
+// object, no array), and one key string, shared by the maps and all its
+// versions.
 // Compacting to C drops, per key touched since the previous compaction,
 // the versions below its last version <= C, and that one too if it is a
 // tombstone; and the log's events <= C.
@@ -61,13 +64,20 @@ import type {
 import { maxRangeLimit, validateCommand } from "./validate.ts";
 import { runToEnd } from "../steps.ts";
 
-/** A live key's versions, oldest first; the last is its current value (a put). */
-type KeyRecord = KeyValue[];
+/** A key's retained versions, oldest first: the version itself if there is one, else an array of two or more. */
+type Versions = KeyValue | KeyValue[];
 
-/** The current value of a live key: its last version. */
-function current(rec: KeyRecord): KeyValue {
-  const kv = rec[rec.length - 1];
-  if (kv === undefined) throw new Error("KvStore invariant: a live key with no versions");
+function lastVersion(vs: Versions): KeyValue {
+  if (!Array.isArray(vs)) return vs;
+  const kv = vs[vs.length - 1];
+  if (kv === undefined) throw new Error("KvStore invariant: a key with an empty versions array");
+  return kv;
+}
+
+function firstVersion(vs: Versions): KeyValue {
+  if (!Array.isArray(vs)) return vs;
+  const kv = vs[0];
+  if (kv === undefined) throw new Error("KvStore invariant: a key with an empty versions array");
   return kv;
 }
 
@@ -120,8 +130,8 @@ export class KvStore {
   private rev: Revision = 1;
   private compactRev: Revision = 0;
   private applied: number;
-  private readonly live = new OrderedMap<KeyRecord>();
-  private readonly index = new OrderedMap<KeyValue[]>();
+  private readonly live = new OrderedMap<KeyValue>();
+  private readonly index = new OrderedMap<Versions>();
   /** Snapshot captures still collecting their base (snapshotSourceSteps). */
   private readonly captures = new Set<BaseCapture>();
   private readonly log = new EventLog();
@@ -289,25 +299,23 @@ export class KvStore {
     if (invalid !== null) return { ok: false, error: invalid };
     switch (cmd.type) {
       case "put": {
-        const rec = this.live.get(cmd.key);
-        const prev = rec === undefined ? undefined : current(rec);
+        const prev = this.live.get(cmd.key);
         const currentRev = prev?.modRevision ?? 0;
-        if ((cmd.ifNoneMatch === true && rec !== undefined) || (cmd.ifMatch !== undefined && cmd.ifMatch !== currentRev)) {
+        if ((cmd.ifNoneMatch === true && prev !== undefined) || (cmd.ifMatch !== undefined && cmd.ifMatch !== currentRev)) {
           return { ok: false, error: { type: "PreconditionFailed", key: cmd.key, currentModRevision: currentRev } };
         }
         const lease = cmd.lease ?? 0;
         if (lease !== 0 && !this.leaseTable.has(lease)) return { ok: false, error: { type: "LeaseNotFound", id: lease } };
-        const kv = this.writePut(cmd.key, cmd.value, lease, rec);
+        const kv = this.writePut(cmd.key, cmd.value, lease, prev);
         return ok(prev === undefined ? { type: "put", revision: kv.modRevision, kv } : { type: "put", revision: kv.modRevision, kv, prev });
       }
       case "delete": {
-        const rec = this.live.get(cmd.key);
-        const prev = rec === undefined ? undefined : current(rec);
+        const prev = this.live.get(cmd.key);
         if (cmd.ifMatch !== undefined && cmd.ifMatch !== (prev?.modRevision ?? 0)) {
           return { ok: false, error: { type: "PreconditionFailed", key: cmd.key, currentModRevision: prev?.modRevision ?? 0 } };
         }
-        if (rec === undefined || prev === undefined) return ok({ type: "delete", revision: this.rev, deleted: 0 });
-        this.writeDelete(rec);
+        if (prev === undefined) return ok({ type: "delete", revision: this.rev, deleted: 0 });
+        this.writeDelete(prev);
         return ok({ type: "delete", revision: this.writeRev, deleted: 1, prev });
       }
       case "deletePrefix": {
@@ -354,8 +362,7 @@ export class KvStore {
   }
 
   private holds(c: Compare): boolean {
-    const rec = this.live.get(c.key);
-    const kv = rec === undefined ? undefined : current(rec);
+    const kv = this.live.get(c.key);
     let cmp: number;
     if (c.target === "value") {
       if (kv === undefined) return false; // no value to compare (etcd does the same)
@@ -378,22 +385,20 @@ export class KvStore {
   private txnOp(op: TxnOp): TxnOpResult {
     switch (op.type) {
       case "put": {
-        const rec = this.live.get(op.key);
-        const prev = rec === undefined ? undefined : current(rec);
-        const kv = this.writePut(op.key, op.value, op.lease ?? 0, rec);
+        const prev = this.live.get(op.key);
+        const kv = this.writePut(op.key, op.value, op.lease ?? 0, prev);
         return prev === undefined ? { type: "put", kv } : { type: "put", kv, prev };
       }
       case "delete": {
-        const rec = this.live.get(op.key);
-        if (rec === undefined) return { type: "delete", deleted: 0 };
-        const prev = current(rec);
-        this.writeDelete(rec);
+        const prev = this.live.get(op.key);
+        if (prev === undefined) return { type: "delete", deleted: 0 };
+        this.writeDelete(prev);
         return { type: "delete", deleted: 1, prev };
       }
       case "deletePrefix":
         return { type: "deletePrefix", deleted: this.deletePrefix(op.prefix) };
       case "get":
-        return { type: "get", kv: this.currentOf(op.key) ?? null };
+        return { type: "get", kv: this.live.get(op.key) ?? null };
       case "range": {
         const page = this.rangeCurrent(op.prefix, op.limit, op.after);
         return { type: "range", kvs: page.kvs, more: page.more, count: page.count ?? 0 };
@@ -403,41 +408,38 @@ export class KvStore {
 
   private deletePrefix(prefix: string): number {
     // Collect first: a cursor is invalidated by writes.
-    const doomed: KeyRecord[] = [];
+    const doomed: KeyValue[] = [];
     for (const c = this.live.seek(prefix); c.valid && c.key.startsWith(prefix); c.next()) doomed.push(c.value);
     for (const rec of doomed) this.writeDelete(rec);
     return doomed.length;
   }
 
-  /** Puts at writeRev. `rec` is the key's live record, if any. */
-  private writePut(key: string, value: Uint8Array, lease: LeaseId, rec: KeyRecord | undefined): KeyValue {
+  /** Puts at writeRev. `prev` is the key's current value, if it is live. */
+  private writePut(key: string, value: Uint8Array, lease: LeaseId, prev: KeyValue | undefined): KeyValue {
     const rev = this.writeRev;
     let kv: KeyValue;
-    if (rec !== undefined) {
-      const prev = current(rec);
+    if (prev !== undefined) {
       if (prev.modRevision >= rev) throw new Error(`key ${key} written twice at revision ${rev}`);
       // prev.key, not the command's copy of the same string: the maps hold it.
       kv = { key: prev.key, value, createRevision: prev.createRevision, modRevision: rev, version: prev.version + 1, lease };
-      rec.push(kv);
+      this.live.set(prev.key, kv);
+      this.addVersion(prev.key, kv);
       if (prev.lease !== lease) {
         this.detach(prev.lease, key);
         this.attach(lease, key);
       }
       this.emit({ type: "put", kv, prevKv: prev, revision: rev });
     } else {
-      let versions = this.index.get(key);
+      const versions = this.index.get(key);
       let interned = key;
-      if (versions === undefined) {
-        versions = [];
-        this.index.set(key, versions);
-      } else {
-        const last = versions[versions.length - 1];
-        if (last !== undefined && last.modRevision >= rev) throw new Error(`key ${key} written twice at revision ${rev}`);
-        if (last !== undefined) interned = last.key;
+      if (versions !== undefined) {
+        const last = lastVersion(versions);
+        if (last.modRevision >= rev) throw new Error(`key ${key} written twice at revision ${rev}`);
+        interned = last.key;
       }
       kv = { key: interned, value, createRevision: rev, modRevision: rev, version: 1, lease };
-      versions.push(kv);
-      this.live.set(interned, versions);
+      this.addVersion(interned, kv);
+      this.live.set(interned, kv);
       this.attach(lease, key);
       this.emit({ type: "put", kv, revision: rev });
     }
@@ -446,17 +448,24 @@ export class KvStore {
     return kv;
   }
 
-  /** Deletes a live key at writeRev. */
-  private writeDelete(rec: KeyRecord): void {
+  /** Deletes a live key, whose current value is `prev`, at writeRev. */
+  private writeDelete(prev: KeyValue): void {
     const rev = this.writeRev;
-    const prev = current(rec);
     if (prev.modRevision >= rev) throw new Error(`key ${prev.key} written twice at revision ${rev}`);
     const tombstone: KeyValue = { key: prev.key, value: emptyValue, createRevision: 0, modRevision: rev, version: 0, lease: 0 };
     this.live.delete(prev.key);
-    rec.push(tombstone);
+    this.addVersion(prev.key, tombstone);
     this.versionCount++;
     this.detach(prev.lease, prev.key);
     this.emit({ type: "delete", kv: tombstone, prevKv: prev, revision: rev });
+  }
+
+  /** Appends a version to the key's versions. */
+  private addVersion(key: string, kv: KeyValue): void {
+    const vs = this.index.get(key);
+    if (vs === undefined) this.index.set(key, kv);
+    else if (Array.isArray(vs)) vs.push(kv);
+    else this.index.set(key, [vs, kv]);
   }
 
   private emit(e: KvEvent): void {
@@ -478,13 +487,7 @@ export class KvStore {
     if (l === undefined || !l.keys.delete(key)) throw new Error(`detach ${key} from lease ${lease}: not attached`);
   }
 
-  /** The key's current value, if it is live. */
-  private currentOf(key: string): KeyValue | undefined {
-    const rec = this.live.get(key);
-    return rec === undefined ? undefined : current(rec);
-  }
-
-  private mustLive(key: string): KeyRecord {
+  private mustLive(key: string): KeyValue {
     const rec = this.live.get(key);
     if (rec === undefined) throw new Error(`key ${key} is not live`);
     return rec;
@@ -499,6 +502,9 @@ export class KvStore {
     for (const key of touched) {
       const versions = this.index.get(key);
       if (versions === undefined) throw new Error(`compact: ${key} has events but no versions`);
+      // A lone version is a put, which stays: a tombstone follows the put it
+      // deletes, and compaction drops the two together.
+      if (!Array.isArray(versions)) continue;
       const j = lastAtOrBelow(versions, to);
       const last = versions[j];
       if (last === undefined) continue;
@@ -507,7 +513,9 @@ export class KvStore {
         this.versionCount--;
         this.valueBytes -= v.value.length;
       }
+      const only = versions[0];
       if (versions.length === 0) this.index.delete(key);
+      else if (versions.length === 1 && only !== undefined) this.index.set(key, only);
     }
     this.compactRev = to;
   }
@@ -522,7 +530,7 @@ export class KvStore {
     if (bad !== null) return { ok: false, error: { type: "InvalidRequest", reason: bad.message } };
     const at = this.readRevision(options.revision);
     if (typeof at !== "number") return { ok: false, error: at };
-    const kv = at === this.rev ? this.currentOf(key) : versionAt(this.index.get(key), at);
+    const kv = at === this.rev ? this.live.get(key) : versionAt(this.index.get(key), at);
     return kv === undefined ? { ok: false, error: { type: "NotFound", key, revision: at } } : { ok: true, kv, revision: at };
   }
 
@@ -559,7 +567,7 @@ export class KvStore {
         more = true;
         break;
       }
-      kvs.push(current(c.value));
+      kvs.push(c.value);
     }
     this.scanned += visited;
     return { kvs, more, count: this.live.countRange(prefix, prefixEnd(prefix)), revision: this.rev };
@@ -631,7 +639,10 @@ export class KvStore {
     let bytes = 0;
     let live = 0;
     for (const c = this.index.first(); c.valid; c.next()) {
-      const vs = c.value;
+      const stored = c.value;
+      if (Array.isArray(stored) && stored.length < 2) fail(`${c.key} keeps ${stored.length} versions in an array`);
+      if (!Array.isArray(stored) && stored.version === 0) fail(`${c.key} keeps a tombstone alone`);
+      const vs = Array.isArray(stored) ? stored : [stored];
       const last = vs.at(-1);
       if (last === undefined) return fail(`${c.key} has no versions`);
       vs.forEach((v, i) => {
@@ -646,14 +657,14 @@ export class KvStore {
       if ((rec !== undefined) !== (last.version !== 0)) fail(`${c.key} is live iff its last version is a put`);
       if (rec !== undefined) {
         live++;
-        if (rec !== vs) fail(`${c.key} live record is not its versions`);
+        if (rec !== last) fail(`${c.key} live value is not its last version`);
         if (last.lease !== 0 && this.leaseTable.get(last.lease)?.keys.has(c.key) !== true) fail(`${c.key} missing from lease ${last.lease}`);
       }
     }
     if (live !== this.live.size) fail(`${this.live.size} live keys, ${live} found in the index`);
     if (versions !== this.versionCount || bytes !== this.valueBytes) fail("version counters");
     for (const l of this.leaseTable.values()) {
-      for (const k of l.keys) if (this.currentOf(k)?.lease !== l.id) fail(`lease ${l.id} lists ${k}`);
+      for (const k of l.keys) if (this.live.get(k)?.lease !== l.id) fail(`lease ${l.id} lists ${k}`);
     }
     let prev = Math.max(this.compactRev, 1);
     for (let i = 0; i < this.log.length; i++) {
@@ -764,9 +775,8 @@ export class KvStore {
         if (!(kv.createRevision >= 2 && kv.createRevision <= kv.modRevision && kv.modRevision <= this.compactRev && kv.version >= 1)) {
           return `base key ${JSON.stringify(kv.key)} has inconsistent revisions`;
         }
-        const versions = [kv];
-        this.index.set(kv.key, versions);
-        this.live.set(kv.key, versions);
+        this.index.set(kv.key, kv);
+        this.live.set(kv.key, kv);
         this.versionCount++;
         this.valueBytes += kv.value.length;
         return null;
@@ -777,7 +787,8 @@ export class KvStore {
         if (bad !== null) return `event key: ${bad.message}`;
         this.writeRev = revision;
         const rec = this.live.get(key);
-        const last = this.index.get(key)?.at(-1);
+        const versions = this.index.get(key);
+        const last = versions === undefined ? undefined : lastVersion(versions);
         if (last !== undefined && last.modRevision >= revision) return `key ${JSON.stringify(key)} changes twice at revision ${revision}`;
         if (type === "put") this.writePut(key, value, lease, rec);
         else if (rec === undefined) return `delete of ${JSON.stringify(key)}, which is not live`;
@@ -788,7 +799,7 @@ export class KvStore {
         const last = this.log.length > 0 ? this.log.at(this.log.length - 1).revision : Math.max(this.compactRev, 1);
         if (last !== this.rev) return `history ends at revision ${last}, not ${this.rev}`;
         for (const c = this.live.first(); c.valid; c.next()) {
-          const lease = current(c.value).lease;
+          const lease = c.value.lease;
           if (lease === 0) continue;
           const l = this.leaseTable.get(lease);
           if (l === undefined) return `live key ${JSON.stringify(c.key)} has missing lease ${lease}`;
@@ -823,10 +834,10 @@ class BaseCapture {
   readonly base: KeyValue[] = [];
   done: boolean;
   private after: string | null = null;
-  private readonly index: OrderedMap<KeyValue[]>;
+  private readonly index: OrderedMap<Versions>;
   private readonly compactRev: Revision;
 
-  constructor(index: OrderedMap<KeyValue[]>, compactRev: Revision) {
+  constructor(index: OrderedMap<Versions>, compactRev: Revision) {
     this.index = index;
     this.compactRev = compactRev;
     // Before the first compaction every key's history is in the events.
@@ -839,8 +850,8 @@ class BaseCapture {
     const c = this.after === null ? this.index.first() : this.index.seek(this.after, true);
     for (let n = 0; c.valid; c.next(), n++) {
       if (n === keys) return false;
-      const v = c.value[0];
-      if (v !== undefined && v.modRevision <= this.compactRev) this.base.push(v);
+      const v = firstVersion(c.value);
+      if (v.modRevision <= this.compactRev) this.base.push(v);
       this.after = c.key;
     }
     this.done = true;
@@ -861,8 +872,8 @@ function lastAtOrBelow(versions: readonly KeyValue[], rev: Revision): number {
 }
 
 /** The key's live value at `rev`, from its versions. */
-function versionAt(versions: readonly KeyValue[] | undefined, rev: Revision): KeyValue | undefined {
+function versionAt(versions: Versions | undefined, rev: Revision): KeyValue | undefined {
   if (versions === undefined) return undefined;
-  const v = versions[lastAtOrBelow(versions, rev)];
+  const v = Array.isArray(versions) ? versions[lastAtOrBelow(versions, rev)] : versions.modRevision <= rev ? versions : undefined;
   return v === undefined || v.version === 0 ? undefined : v;
 }
