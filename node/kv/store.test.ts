@@ -3,8 +3,9 @@
 
 import { describe, expect, test } from "vitest";
 import { encodeCommand } from "./codec.ts";
+import type { OrderedMap } from "./ordered-map.ts";
 import { KvStore, retentionCompactRevision } from "./store.ts";
-import type { ApplyResult, CommandResult, Compare, KvCommand } from "./types.ts";
+import type { ApplyResult, CommandResult, Compare, KeyValue, KvCommand } from "./types.ts";
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const str = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -433,5 +434,41 @@ describe("metrics", () => {
     expect(s.store.retainedValueBytes).toBe(12);
     s.store.range({ prefix: "k", limit: 3 });
     expect(s.store.rangeKeysScanned).toBe(4); // 3 returned plus the one that says "more"
+  });
+});
+
+describe("checkInvariants", () => {
+  // The store's private index, reached to plant a corruption the checker must catch.
+  type Versions = KeyValue | KeyValue[];
+  const indexOf = (s: KvStore): OrderedMap<Versions> => (s as unknown as { index: OrderedMap<Versions> }).index;
+
+  test("catches a lone version kept in an array", () => {
+    const s = new Script();
+    s.put("k", "v");
+    expect(() => {
+      s.store.checkInvariants();
+    }).not.toThrow();
+    const r = s.store.get("k");
+    if (!r.ok) throw new Error("k is missing");
+    indexOf(s.store).set("k", [r.kv]);
+    expect(() => {
+      s.store.checkInvariants();
+    }).toThrow(/k keeps 1 versions in an array/);
+  });
+
+  test("catches a tombstone kept alone", () => {
+    const s = new Script();
+    s.put("k", "v");
+    s.ok({ type: "delete", key: "k" });
+    expect(() => {
+      s.store.checkInvariants();
+    }).not.toThrow();
+    const versions = indexOf(s.store).get("k");
+    const tombstone = Array.isArray(versions) ? versions[1] : undefined;
+    if (tombstone === undefined) throw new Error("k has no tombstone");
+    indexOf(s.store).set("k", tombstone);
+    expect(() => {
+      s.store.checkInvariants();
+    }).toThrow(/k keeps a tombstone alone/);
   });
 });
