@@ -423,7 +423,7 @@ export class KvStore {
       // prev.key, not the command's copy of the same string: the maps hold it.
       kv = { key: prev.key, value, createRevision: prev.createRevision, modRevision: rev, version: prev.version + 1, lease };
       this.live.set(prev.key, kv);
-      this.addVersion(prev.key, kv);
+      this.addVersion(prev.key, this.index.get(prev.key), kv);
       if (prev.lease !== lease) {
         this.detach(prev.lease, key);
         this.attach(lease, key);
@@ -438,7 +438,7 @@ export class KvStore {
         interned = last.key;
       }
       kv = { key: interned, value, createRevision: rev, modRevision: rev, version: 1, lease };
-      this.addVersion(interned, kv);
+      this.addVersion(interned, versions, kv);
       this.live.set(interned, kv);
       this.attach(lease, key);
       this.emit({ type: "put", kv, revision: rev });
@@ -454,15 +454,14 @@ export class KvStore {
     if (prev.modRevision >= rev) throw new Error(`key ${prev.key} written twice at revision ${rev}`);
     const tombstone: KeyValue = { key: prev.key, value: emptyValue, createRevision: 0, modRevision: rev, version: 0, lease: 0 };
     this.live.delete(prev.key);
-    this.addVersion(prev.key, tombstone);
+    this.addVersion(prev.key, this.index.get(prev.key), tombstone);
     this.versionCount++;
     this.detach(prev.lease, prev.key);
     this.emit({ type: "delete", kv: tombstone, prevKv: prev, revision: rev });
   }
 
-  /** Appends a version to the key's versions. */
-  private addVersion(key: string, kv: KeyValue): void {
-    const vs = this.index.get(key);
+  /** Appends a version to the key's versions `vs` (this.index.get(key), which the caller has looked up). */
+  private addVersion(key: string, vs: Versions | undefined, kv: KeyValue): void {
     if (vs === undefined) this.index.set(key, kv);
     else if (Array.isArray(vs)) vs.push(kv);
     else this.index.set(key, [vs, kv]);
