@@ -69,7 +69,7 @@ export function parsePlan(argv: readonly string[]): ParseResult {
   }
   const quick = values.quick;
   const ints: [string, string | undefined, number][] = [
-    ["rounds", values.rounds, 2],
+    ["rounds", values.rounds, quick ? 2 : 3],
     ["seconds", values.seconds, quick ? 1 : 5],
     ["kills", values.kills, quick ? 3 : 10],
     ["stability-seconds", values["stability-seconds"], quick ? 30 : 600],

@@ -69,8 +69,8 @@ describe("the command line", () => {
     const quick = parsePlan(["--quick"]);
     expect(full.ok && quick.ok).toBe(true);
     if (!full.ok || !quick.ok) return;
-    expect(full.plan).toMatchObject({ quick: false, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, warmupMs: 2000, warmupOps: 30_000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
-    expect(quick.plan).toMatchObject({ quick: true, kills: 3, stabilitySeconds: 30, rssKeys: 10_000, warmupMs: 500, warmupOps: 0 });
+    expect(full.plan).toMatchObject({ quick: false, rounds: 3, kills: 10, stabilitySeconds: 600, rssKeys: 100_000, warmupMs: 2000, warmupOps: 30_000, concurrency: [1, 16, 64, 256], etcdDefaults: true, out: null });
+    expect(quick.plan).toMatchObject({ quick: true, rounds: 2, kills: 3, stabilitySeconds: 30, rssKeys: 10_000, warmupMs: 500, warmupOps: 0 });
   });
 
   it("explicit options override --quick", () => {
