@@ -49,6 +49,20 @@ function expectError(r: Reply, status: number, code: string, what: string): void
   expect(errorCode(r), what).toBe(code);
 }
 
+/** The same path spelt so that it goes through express rather than the single-key shortcut. */
+const expressSpelling = (path: string): string => path.replace(/^\/v1\/kv\//, "/V1/KV/");
+
+/**
+ * A reply without what two identical requests may differ in: the Date
+ * header, the key (when `key` is given), and every revision-like number
+ * (each spelling writes its own key, one after the other).
+ */
+function comparable(r: Reply, key?: string): { status: number; headers: [string, string][]; text: string } {
+  const plain = (t: string): string => (key === undefined ? t : t.replaceAll(key, "KEY").replaceAll(encodeURIComponent(key), "KEY")).replace(/\d+/g, "N");
+  const headers = [...r.headers.entries()].filter(([k]) => k !== "date").map(([k, v]): [string, string] => [k, key === undefined ? v : plain(v)]);
+  return { status: r.status, headers: headers.sort(([a], [b]) => a.localeCompare(b)), text: key === undefined ? r.text : plain(r.text) };
+}
+
 const txn = (body: unknown): string => JSON.stringify(body);
 const longKey = "k".repeat(1025);
 
@@ -221,6 +235,53 @@ describe("API errors", () => {
     }
     // The current revision stays readable.
     expect((await get(m1, "old/k")).text).toBe("2");
+  });
+
+  // A plain GET or PUT of /v1/kv/{key} is served by a shortcut in front of
+  // express (buildHandler in http.ts); the same request with the prefix
+  // spelt in capitals goes through express's case-insensitive router. Both
+  // must answer alike, byte for byte but for the Date header.
+  test("the single-key shortcut answers every error case as express does", async () => {
+    const keyCases = [...badKeys, ...badParams, ...notFound].filter((c) => c.path.startsWith("/v1/kv/") && (c.method === undefined || c.method === "PUT"));
+    expect(keyCases.length).toBeGreaterThanOrEqual(20);
+    for (const c of keyCases) {
+      const fast = await send(c);
+      const slow = await send({ ...c, path: expressSpelling(c.path) });
+      expect(comparable(fast), c.what).toEqual(comparable(slow));
+      expectError(fast, c.status, c.code, c.what);
+    }
+  });
+
+  test("the single-key shortcut answers reads and writes as express does", async () => {
+    const lease = json<{ id: number }>(await postJson(m1, "/v1/leases", { ttl: 600 })).id;
+    const replies = new Map<string, ReturnType<typeof comparable>[]>();
+    for (const [prefix, key] of [["/v1/kv/", "same/fast"], ["/V1/KV/", "same/slow"]] as const) {
+      const path = `${prefix}${encodeURIComponent(key)}`;
+      const seen: ReturnType<typeof comparable>[] = [];
+      const note = (r: Reply): Reply => {
+        seen.push(comparable(r, key));
+        return r;
+      };
+      const created = json<{ modRevision: number }>(note(await call(m1, path, { method: "PUT", body: "one" })));
+      note(await call(m1, path, { method: "PUT", body: "two", headers: { "Content-Type": "text/plain" } }));
+      note(await call(m1, path, { method: "PUT", body: "x", headers: { "If-None-Match": "*" } }));
+      const cur = json<{ modRevision: number }>(note(await call(m1, path, { method: "PUT", body: new Uint8Array([0, 255, 7]) })));
+      const bytes = await fetch(`${m1.url}${path}`);
+      note({ status: bytes.status, headers: bytes.headers, text: Buffer.from(await bytes.arrayBuffer()).toString("hex") });
+      note(await call(m1, path, { method: "PUT", body: "four", headers: { "If-Match": `"${cur.modRevision}"` } }));
+      note(await call(m1, `${path}?lease=${lease}`, { method: "PUT", body: "" }));
+      note(await call(m1, path));
+      note(await call(m1, `${path}?consistency=serializable`));
+      note(await call(m1, `${path}?revision=${created.modRevision}`));
+      note(await call(m1, path, { headers: { Accept: "application/json" } }));
+      note(await call(m1, `${path}?wait=50ms&afterRevision=${created.modRevision}`));
+      replies.set(prefix, seen);
+    }
+    const fast = replies.get("/v1/kv/");
+    expect(fast?.map((r) => r.status)).toEqual([201, 200, 412, 200, 200, 200, 200, 200, 200, 200, 200, 200]);
+    // The bytes written (00 ff 07) came back as they were (digits normalized).
+    expect(fast?.[4]?.text).toBe("NffN");
+    expect(fast).toEqual(replies.get("/V1/KV/"));
   });
 
   test("a flood of thousands of bad requests leaves the member healthy and serving", async () => {

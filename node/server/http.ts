@@ -2,6 +2,8 @@
 // see README.md. Every error is JSON {"error":{"code","message"}}.
 
 import { randomInt } from "node:crypto";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { parse as parseQuery } from "node:querystring";
 import express from "express";
 import type { NextFunction, Request, Response } from "express";
 import { z } from "zod";
@@ -38,13 +40,22 @@ export class ApiError extends Error {
   }
 }
 
-function sendError(res: Response, e: ApiError): void {
+/** A JSON body, written as express's res.json writes it (for a request that is not a conditional GET). */
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.setHeader("Content-Length", Buffer.byteLength(text));
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, e: ApiError): void {
   if (res.headersSent) {
     res.end();
     return;
   }
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-  res.status(e.status).json({ error: { code: e.code, message: e.message, ...e.extra } });
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } });
 }
 
 const retry = { "Retry-After": "1" };
@@ -203,6 +214,36 @@ function decodeContinue(s: string): ContinueToken {
   throw new ApiError(400, "InvalidContinueToken", "the continue token is not one this server issued");
 }
 
+/** A request's query, as node:querystring parses it (express's "simple" query parser). */
+type Query = Readonly<Record<string, unknown>>;
+
+const noQuery: Query = {};
+
+/** A single-key request, however it arrived. */
+interface KeyCall {
+  readonly key: string;
+  readonly query: Query;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** A request header that is not a list (node joins a repeated one with ", "). */
+function header(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** The key a /v1/kv/ path names, from the part after that prefix. */
+function keyFromPath(encoded: string): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    throw new ApiError(400, "InvalidKey", "the key is not valid percent-encoded UTF-8");
+  }
+  checkKey(key);
+  return key;
+}
+
 // --- Txn body ---------------------------------------------------------------
 
 const valueFields = z.union([
@@ -268,7 +309,20 @@ function zodMessage(e: z.ZodError): string {
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
 
-export function buildApp(server: ConcordServer): express.Express {
+/** Route name (the metrics label) of a single key's reads and writes. */
+const keyRoute = "/v1/kv/{key}";
+const keyPrefix = "/v1/kv/";
+
+/**
+ * The client API's request handler: express, with one shortcut in front of
+ * it. A single key's PUT or GET in its plain form (see plainKeyRequest) is
+ * the bulk of a config service's traffic, and routing it through express
+ * costs the leader CPU and garbage on every request; the shortcut runs the
+ * same admission, handler and error mapping as the express route does, and
+ * leaves every other request, and every other spelling of these two, to
+ * express.
+ */
+export function buildHandler(server: ConcordServer): (req: IncomingMessage, res: ServerResponse) => void {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -277,33 +331,53 @@ export function buildApp(server: ConcordServer): express.Express {
   const maxInFlight = 20_000;
   let inFlight = 0;
 
-  // Metrics, overload protection and shutdown, for every request.
-  app.use((req, res, next) => {
+  /**
+   * Metrics, overload protection and shutdown, for every request: false if
+   * the request has been answered here. `route` names the route (the
+   * metrics label) once the response is done.
+   */
+  function admit(req: IncomingMessage, res: ServerResponse, path: string, route: () => string): boolean {
     const start = performance.now();
-    res.locals["route"] = "unmatched";
     inFlight++;
     let counted = true;
     const done = (): void => {
       if (!counted) return;
       counted = false;
       inFlight--;
-      metrics.httpDuration.observe(
-        { method: req.method, route: String(res.locals["route"]), code: String(res.statusCode) },
-        (performance.now() - start) / 1000,
-      );
+      metrics.httpDuration.observe({ method: req.method ?? "", route: route(), code: String(res.statusCode) }, (performance.now() - start) / 1000);
     };
     res.on("finish", done);
     res.on("close", done);
-    if (server.draining && req.path !== "/healthz" && req.path !== "/metrics") {
+    if (server.draining && path !== "/healthz" && path !== "/metrics") {
       sendError(res, new ApiError(503, "ShuttingDown", "this member is shutting down", {}, retry));
-      return;
+      return false;
     }
     if (inFlight > maxInFlight) {
       sendError(res, new ApiError(429, "TooManyRequests", "too many requests in flight; retry shortly", {}, retry));
-      return;
+      return false;
     }
-    next();
+    return true;
+  }
+
+  app.use((req, res, next) => {
+    res.locals["route"] = "unmatched";
+    if (admit(req, res, req.path, () => String(res.locals["route"]))) next();
   });
+
+  /** What a handler's failure is answered with. */
+  function failure(err: unknown): ApiError {
+    if (err instanceof ApiError) return err;
+    const e = err as { type?: string; status?: number; message?: string; limit?: number };
+    if (e.type === "entity.too.large") {
+      // The limit of the body parser that refused it: --max-value-bytes for a value, 4 MiB for JSON.
+      const limit = e.limit ?? server.config.maxValueBytes;
+      return new ApiError(413, "ValueTooLarge", `the body exceeds ${limit} bytes`, { limit });
+    }
+    if (e.type === "entity.parse.failed") return new ApiError(400, "InvalidJson", "the body is not valid JSON");
+    if (typeof e.status === "number" && e.status >= 400 && e.status < 500) return new ApiError(e.status, "BadRequest", e.message ?? "bad request");
+    server.log.error({ err }, "request failed");
+    return new ApiError(500, "Internal", "internal error");
+  }
 
   const route = (name: string, h: Handler) => (req: Request, res: Response, next: NextFunction): void => {
     res.locals["route"] = name;
@@ -318,12 +392,12 @@ export function buildApp(server: ConcordServer): express.Express {
   const jsonBody = express.json({ limit: "4mb", type: () => true });
 
   /** Waits for a linearizable read barrier unless the client asked for a serializable read. */
-  async function consistent(req: Request): Promise<void> {
-    const c = stringParam(req.query["consistency"], "consistency") ?? "linearizable";
+  async function consistent(query: Query): Promise<void> {
+    const c = stringParam(query["consistency"], "consistency") ?? "linearizable";
     if (c !== "linearizable" && c !== "serializable") {
       throw new ApiError(400, "InvalidRequest", "consistency must be linearizable or serializable");
     }
-    const minRevision = intParam(req.query["minRevision"], "minRevision", 1);
+    const minRevision = intParam(query["minRevision"], "minRevision", 1);
     if (minRevision !== undefined) {
       // Read-your-writes across members: any member may answer once it has applied the revision.
       if (state.kv.revision < minRevision) await waitRevision(minRevision, server.config.requestTimeoutMs);
@@ -362,7 +436,7 @@ export function buildApp(server: ConcordServer): express.Express {
     return r.result;
   }
 
-  function revisionHeaders(res: Response, kv: KeyValue | null): void {
+  function revisionHeaders(res: ServerResponse, kv: KeyValue | null): void {
     res.setHeader("X-Concord-Revision", String(state.kv.revision));
     if (kv !== null) {
       res.setHeader("ETag", `"${kv.modRevision}"`);
@@ -393,16 +467,68 @@ export function buildApp(server: ConcordServer): express.Express {
 
   // --- Keys -----------------------------------------------------------------
 
-  const keyOf = (req: Request): string => {
-    let key: string;
-    try {
-      key = decodeURIComponent(req.path.slice(1));
-    } catch {
-      throw new ApiError(400, "InvalidKey", "the key is not valid percent-encoded UTF-8");
+  const keyOf = (req: Request): string => keyFromPath(req.path.slice(1));
+
+  async function putKey(c: KeyCall, value: Uint8Array, res: ServerResponse): Promise<void> {
+    const lease = intParam(c.query["lease"], "lease", 1);
+    const ifMatch = header(c.headers, "if-match");
+    const ifNoneMatch = header(c.headers, "if-none-match");
+    if (ifMatch !== undefined && ifNoneMatch !== undefined) throw new ApiError(400, "InvalidRequest", "If-Match and If-None-Match exclude each other");
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") throw new ApiError(400, "InvalidRequest", 'If-None-Match supports only "*" (create only)');
+    const cmd: KvCommand = {
+      type: "put",
+      key: c.key,
+      value,
+      ...(lease === undefined ? {} : { lease }),
+      ...(ifMatch === undefined ? {} : { ifMatch: revisionTag(ifMatch, "If-Match") }),
+      ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: true as const }),
+    };
+    const r = await propose(cmd);
+    if (r.type !== "put") throw new ApiError(500, "Internal", "unexpected result");
+    revisionHeaders(res, r.kv);
+    res.setHeader("X-Concord-Revision", String(r.revision));
+    sendJson(res, r.prev === undefined ? 201 : 200, {
+      revision: r.revision,
+      key: c.key,
+      createRevision: r.kv.createRevision,
+      modRevision: r.kv.modRevision,
+      version: r.kv.version,
+      ...(r.prev === undefined ? {} : { prevModRevision: r.prev.modRevision }),
+    });
+  }
+
+  /** A key's value as bytes, or with `json` as the JSON that `json` sends. */
+  async function getKey(c: KeyCall, res: ServerResponse, json: ((body: unknown) => void) | null): Promise<void> {
+    const key = c.key;
+    const wait = stringParam(c.query["wait"], "wait");
+    const revision = intParam(c.query["revision"], "revision", 1);
+    if (wait !== undefined) {
+      const after = intParam(c.query["afterRevision"], "afterRevision", 0);
+      if (after === undefined) throw new ApiError(400, "InvalidRequest", "wait needs afterRevision");
+      await consistent(c.query);
+      await longPoll(key, after, parseDuration(wait, "wait"), res);
+    } else {
+      await consistent(c.query);
     }
-    checkKey(key);
-    return key;
-  };
+    const r = state.kv.get(key, revision === undefined ? {} : { revision });
+    if (!r.ok) {
+      const e = r.error;
+      if (e.type === "NotFound") {
+        revisionHeaders(res, null);
+        throw new ApiError(404, "KeyNotFound", `${key} does not exist${revision === undefined ? "" : ` at revision ${revision}`}`);
+      }
+      if (e.type === "InvalidRequest") throw new ApiError(400, "InvalidRequest", e.reason);
+      throw applyError({ ok: false, error: e });
+    }
+    revisionHeaders(res, r.kv);
+    res.setHeader("X-Concord-Revision", String(r.revision));
+    if (json !== null) {
+      json({ revision: r.revision, ...kvJson(r.kv) });
+      return;
+    }
+    res.setHeader("Content-Type", "application/octet-stream");
+    res.end(Buffer.from(r.kv.value.buffer, r.kv.value.byteOffset, r.kv.value.byteLength));
+  }
 
   const kv = express.Router({ strict: true });
 
@@ -414,7 +540,7 @@ export function buildApp(server: ConcordServer): express.Express {
     const cont = token === undefined ? undefined : decodeContinue(token);
     let revision = intParam(req.query["revision"], "revision", 1);
     if (cont !== undefined) revision = cont.revision;
-    await consistent(req);
+    await consistent(req.query);
     // Pin the revision on the first page so that every page reads one snapshot.
     const at = revision ?? state.kv.revision;
     const page = state.kv.range({ prefix, limit, revision: at, ...(cont === undefined ? {} : { after: cont.after }) });
@@ -444,70 +570,23 @@ export function buildApp(server: ConcordServer): express.Express {
     res.json({ revision: r.revision, deleted: r.deleted });
   }));
 
-  kv.put(/^\/.+/, rawBody, route("/v1/kv/{key}", async (req, res) => {
+  kv.put(/^\/.+/, rawBody, route(keyRoute, async (req, res) => {
     const key = keyOf(req);
     const body: unknown = req.body;
     const value = Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : new Uint8Array(0);
-    const lease = intParam(req.query["lease"], "lease", 1);
-    const ifMatch = req.get("If-Match");
-    const ifNoneMatch = req.get("If-None-Match");
-    if (ifMatch !== undefined && ifNoneMatch !== undefined) throw new ApiError(400, "InvalidRequest", "If-Match and If-None-Match exclude each other");
-    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") throw new ApiError(400, "InvalidRequest", 'If-None-Match supports only "*" (create only)');
-    const cmd: KvCommand = {
-      type: "put",
-      key,
-      value,
-      ...(lease === undefined ? {} : { lease }),
-      ...(ifMatch === undefined ? {} : { ifMatch: revisionTag(ifMatch, "If-Match") }),
-      ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: true as const }),
-    };
-    const r = await propose(cmd);
-    if (r.type !== "put") throw new ApiError(500, "Internal", "unexpected result");
-    revisionHeaders(res, r.kv);
-    res.setHeader("X-Concord-Revision", String(r.revision));
-    res.status(r.prev === undefined ? 201 : 200).json({
-      revision: r.revision,
-      key,
-      createRevision: r.kv.createRevision,
-      modRevision: r.kv.modRevision,
-      version: r.kv.version,
-      ...(r.prev === undefined ? {} : { prevModRevision: r.prev.modRevision }),
-    });
+    await putKey({ key, query: req.query, headers: req.headers }, value, res);
   }));
 
-  kv.get(/^\/.+/, route("/v1/kv/{key}", async (req, res) => {
+  kv.get(/^\/.+/, route(keyRoute, async (req, res) => {
     const key = keyOf(req);
-    const wait = stringParam(req.query["wait"], "wait");
-    const revision = intParam(req.query["revision"], "revision", 1);
-    if (wait !== undefined) {
-      const after = intParam(req.query["afterRevision"], "afterRevision", 0);
-      if (after === undefined) throw new ApiError(400, "InvalidRequest", "wait needs afterRevision");
-      await consistent(req);
-      await longPoll(key, after, parseDuration(wait, "wait"), res);
-    } else {
-      await consistent(req);
-    }
-    const r = state.kv.get(key, revision === undefined ? {} : { revision });
-    if (!r.ok) {
-      const e = r.error;
-      if (e.type === "NotFound") {
-        revisionHeaders(res, null);
-        throw new ApiError(404, "KeyNotFound", `${key} does not exist${revision === undefined ? "" : ` at revision ${revision}`}`);
-      }
-      if (e.type === "InvalidRequest") throw new ApiError(400, "InvalidRequest", e.reason);
-      throw applyError({ ok: false, error: e });
-    }
-    revisionHeaders(res, r.kv);
-    res.setHeader("X-Concord-Revision", String(r.revision));
-    if (req.accepts(["application/octet-stream", "application/json"]) === "application/json" && req.get("Accept")?.includes("application/json") === true) {
-      res.json({ revision: r.revision, ...kvJson(r.kv) });
-      return;
-    }
-    res.type("application/octet-stream").end(Buffer.from(r.kv.value.buffer, r.kv.value.byteOffset, r.kv.value.byteLength));
+    const json = req.accepts(["application/octet-stream", "application/json"]) === "application/json" && req.get("Accept")?.includes("application/json") === true;
+    await getKey({ key, query: req.query, headers: req.headers }, res, json ? (body) => {
+      res.json(body);
+    } : null);
   }));
 
   /** Resolves when `key` changes after `after`, or after `ms`. */
-  function longPoll(key: string, after: number, ms: number, res: Response): Promise<void> {
+  function longPoll(key: string, after: number, ms: number, res: ServerResponse): Promise<void> {
     const cur = state.kv.get(key);
     if (cur.ok && cur.kv.modRevision > after) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -714,7 +793,7 @@ export function buildApp(server: ConcordServer): express.Express {
   }));
 
   app.get("/v1/leases", route("/v1/leases", async (req, res) => {
-    await consistent(req);
+    await consistent(req.query);
     server.leases.sync(state.kv.leases(), false);
     res.json({ leases: state.kv.leases().map((l) => ({ id: l.id, ttl: l.ttlSeconds, remaining: server.leases.remaining(l.id), keys: l.keys })) });
   }));
@@ -723,7 +802,7 @@ export function buildApp(server: ConcordServer): express.Express {
 
   app.get("/v1/leases/:id", route("/v1/leases/{id}", async (req, res) => {
     const id = leaseId(req);
-    await consistent(req);
+    await consistent(req.query);
     const l = state.kv.lease(id);
     if (l === null) throw new ApiError(404, "LeaseNotFound", `lease ${id} does not exist`);
     server.leases.sync(state.kv.leases(), false);
@@ -732,7 +811,7 @@ export function buildApp(server: ConcordServer): express.Express {
 
   app.post("/v1/leases/:id/keepalive", route("/v1/leases/{id}/keepalive", async (req, res) => {
     const id = leaseId(req);
-    await consistent(req);
+    await consistent(req.query);
     const l = state.kv.lease(id);
     if (l === null) throw new ApiError(404, "LeaseNotFound", `lease ${id} does not exist`);
     const out = await driver.propose("member", encodeMemberCommand({ type: "leaseKeepalive", id }));
@@ -794,7 +873,7 @@ export function buildApp(server: ConcordServer): express.Express {
   // membership change returns, any member's list shows it.
   // ?consistency=serializable answers from this member's applied state.
   app.get("/v1/cluster/members", route("/v1/cluster/members", async (req, res) => {
-    await consistent(req);
+    await consistent(req.query);
     res.json({ members: memberTable() });
   }));
 
@@ -932,7 +1011,7 @@ export function buildApp(server: ConcordServer): express.Express {
   // --- Backup ---------------------------------------------------------------
 
   app.get("/v1/snapshot", route("/v1/snapshot", async (req, res) => {
-    await consistent(req);
+    await consistent(req.query);
     const index = state.appliedIndex();
     const term = driver.raw.raft.log.term(index) ?? driver.raw.raft.term;
     const conf = driver.raw.raft.confAt(index);
@@ -961,30 +1040,68 @@ export function buildApp(server: ConcordServer): express.Express {
 
   // Express recognises an error handler by its four parameters.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof ApiError) {
-      sendError(res, err);
-      return;
-    }
-    const e = err as { type?: string; status?: number; message?: string; limit?: number };
-    if (e.type === "entity.too.large") {
-      // The limit of the body parser that refused it: --max-value-bytes for a value, 4 MiB for JSON.
-      const limit = e.limit ?? server.config.maxValueBytes;
-      sendError(res, new ApiError(413, "ValueTooLarge", `the body exceeds ${limit} bytes`, { limit }));
-      return;
-    }
-    if (e.type === "entity.parse.failed") {
-      sendError(res, new ApiError(400, "InvalidJson", "the body is not valid JSON"));
-      return;
-    }
-    if (typeof e.status === "number" && e.status >= 400 && e.status < 500) {
-      sendError(res, new ApiError(e.status, "BadRequest", e.message ?? "bad request"));
-      return;
-    }
-    server.log.error({ err }, "request failed");
-    sendError(res, new ApiError(500, "Internal", "internal error"));
+    sendError(res, failure(err));
   });
 
-  return app;
+  // --- The shortcut for a single key ----------------------------------------
+
+  const admitKey = (): string => keyRoute;
+
+  /**
+   * Serves `req` if it is a plain single-key request, and says whether it
+   * did: a GET or PUT of /v1/kv/{key} exactly so spelt (express matches
+   * paths case-insensitively and strips a #fragment), a GET that does not
+   * ask for JSON (express negotiates that), and a PUT whose body has a
+   * Content-Length within --max-value-bytes and no Content-Encoding or
+   * Transfer-Encoding (express's body parser inflates, streams and refuses
+   * those).
+   */
+  function plainKeyRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? "";
+    const method = req.method;
+    if ((method !== "GET" && method !== "PUT") || !url.startsWith(keyPrefix)) return false;
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path.length === keyPrefix.length || path.includes("#")) return false;
+    const h = req.headers;
+    if (method === "GET") {
+      if (h.accept?.includes("application/json") === true) return false;
+    } else {
+      const cl = h["content-length"];
+      if (cl === undefined || h["transfer-encoding"] !== undefined || (h["content-encoding"] ?? "identity") !== "identity") return false;
+      const length = Number(cl);
+      if (!Number.isSafeInteger(length) || length > server.config.maxValueBytes) return false;
+    }
+    if (!admit(req, res, path, admitKey)) return true;
+    // As express's route wrapper does: whatever the handler throws, even before its first await, is answered.
+    const answer = (run: () => Promise<void>): void => {
+      Promise.resolve()
+        .then(run)
+        .catch((e: unknown) => {
+          sendError(res, failure(e));
+        });
+    };
+    const call = (): KeyCall => ({ key: keyFromPath(path.slice(keyPrefix.length)), query: q < 0 ? noQuery : parseQuery(url.slice(q + 1)), headers: h });
+    if (method === "GET") {
+      answer(() => getKey(call(), res, null));
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let got = 0;
+    req.on("data", (c: Buffer) => {
+      chunks.push(c);
+      got += c.byteLength;
+    });
+    req.on("end", () => {
+      const body = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, got);
+      answer(() => putKey(call(), new Uint8Array(body.buffer, body.byteOffset, body.byteLength), res));
+    });
+    return true;
+  }
+
+  return (req, res) => {
+    if (!plainKeyRequest(req, res)) app(req, res);
+  };
 }
 
 export type { Outcome };

@@ -14,7 +14,7 @@ import { PeerBeacon, Transport, describePeerError, urlHost } from "../transport/
 import type { Config } from "./config.ts";
 import type { Outcome } from "./driver.ts";
 import { RaftDriver } from "./driver.ts";
-import { buildApp } from "./http.ts";
+import { buildHandler } from "./http.ts";
 import type { Identity } from "./identity.ts";
 import { readIdentity, writeIdentity } from "./identity.ts";
 import { advertisedPeerUrl, discover, initialSnapshotData } from "./discovery.ts";
@@ -370,8 +370,7 @@ export class ConcordServer {
   private async listenHttp(): Promise<StartError | null> {
     const url = this.config.listenClientUrls[0];
     if (url === undefined) return startError("no client URL to listen on");
-    const app = buildApp(this);
-    const http = createServer({ keepAliveTimeout: 65_000 }, app);
+    const http = createServer({ keepAliveTimeout: 65_000 }, buildHandler(this));
     this.http = http;
     const err = await new Promise<Error | null>((resolve) => {
       http.once("error", resolve);
