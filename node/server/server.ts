@@ -169,6 +169,8 @@ export class ConcordServer {
     const peerUrl = config.listenPeerUrls[0];
     if (peerUrl === undefined) return startError("no peer URL to listen on");
     const peerHost = urlHost(peerUrl);
+    // Set once the server exists; the transport can call back only after start().
+    let server: ConcordServer | null = null;
     const transport = new Transport({
       self: identity.id,
       clusterId: state.clusterId,
@@ -176,6 +178,9 @@ export class ConcordServer {
       peers: peersOf(state.memberList(), identity.id),
       advertiseUrl: advertisedPeerUrl(config),
       isRemoved: (id) => state.isRemoved(id),
+      onRemovedByPeer: (peer) => {
+        server?.removedByPeer(peer);
+      },
       onMessage: (m) => {
         driver.receive(m);
       },
@@ -198,7 +203,7 @@ export class ConcordServer {
     });
     driver.setTransport(transport);
 
-    const server = new ConcordServer(config, log, identity, metrics, state, driver, transport, storage);
+    server = new ConcordServer(config, log, identity, metrics, state, driver, transport, storage);
     server.wireEvents();
     try {
       const { port } = await transport.start();
@@ -321,7 +326,7 @@ export class ConcordServer {
         this.syncPeers();
       },
       onMemberRemoved: (id: NodeId) => {
-        if (id === this.identity.id) this.removed();
+        if (id === this.identity.id) this.removed("applied the change that removed it");
       },
     });
   }
@@ -351,18 +356,31 @@ export class ConcordServer {
   }
 
   /**
-   * A member that applies its own removal stops, as etcd's do: it can no
-   * longer serve, and would only retry elections nobody answers. It waits a
-   * moment so that the commit reaches the others first.
+   * A member removed from the cluster stops, as etcd's do: it can no longer
+   * serve, and would only retry elections nobody answers. It learns of its
+   * removal by applying the change, or, if the commit never reaches it (the
+   * leader stops sending to it once the change commits), from a peer that
+   * refuses its id (see removedByPeer). It waits a moment so that the commit
+   * reaches the others first.
    */
-  private removed(): void {
+  private removed(how: string): void {
     if (this.removedTimer !== null) return;
     const raft = this.driver.raw.raft;
-    this.log.warn({ id: this.identity.id, term: raft.term, index: this.state.appliedIndex() }, "this member was removed from the cluster; stopping");
+    this.log.warn({ id: this.identity.id, term: raft.term, index: this.state.appliedIndex(), how }, "this member was removed from the cluster; stopping");
     this.draining = true;
     this.removedTimer = setTimeout(() => {
       void this.stop().finally(() => process.exit(0));
     }, 1000);
+  }
+
+  /**
+   * A peer refused this member's id as removed. Peers refuse only ids that a
+   * committed change removed, and ids are never reused, so this member is
+   * gone for good (etcd stops on its peers' 410 Gone the same way).
+   */
+  removedByPeer(peer: NodeId): void {
+    const name = this.state.member(peer)?.name ?? peer;
+    this.removed(`member ${name} refused this member's id`);
   }
 
   private removedTimer: NodeJS.Timeout | null = null;

@@ -56,6 +56,8 @@ export interface StreamContext {
   /** The connection to `peer` broke; messages written to it may be lost. */
   unreachable(peer: NodeId): void;
   rtt(peer: NodeId, seconds: number): void;
+  /** `peer` refused this member's id: a committed change removed this member from the cluster. */
+  removedByPeer(peer: NodeId): void;
 }
 
 export interface StreamCounters {
@@ -321,6 +323,7 @@ export class PeerStream {
           this.down = true;
           this.teardown(`rejected: ${frame.reason}`, false);
           this.state = "removed";
+          this.ctx.removedByPeer(this.peer);
           return false;
         }
         // A misconfiguration that persists: warn once per reason, then redial quietly.

@@ -334,6 +334,28 @@ describe("Transport", () => {
     await waitFor("b's stream to c gone", () => !c.transport.inboundPeers().includes(b.id));
   });
 
+  test("a member whose id a peer refuses as removed is told so once, and stops dialling that peer", async () => {
+    const removed = new Set<NodeId>();
+    const toldBy: NodeId[] = [];
+    const a = await h.node("a");
+    const b = await h.node("b", { isRemoved: (id) => removed.has(id) });
+    const c = await h.node("c", { backoffInitialMs: 5, backoffMaxMs: 10, onRemovedByPeer: (peer) => toldBy.push(peer) });
+    for (const [x, y] of [[a, c], [b, c], [c, a], [c, b]] as const) expect(x.transport.addPeer(y.id, y.url).ok).toBe(true);
+    await waitFor("c's streams accepted", () => c.transport.peerStatus(a.id)?.accepted === true && c.transport.peerStatus(b.id)?.accepted === true);
+
+    // b applies c's removal: it forgets c, and refuses c's redial as removed.
+    removed.add(c.id);
+    b.transport.removePeer(c.id);
+    await waitFor("c told by b", () => toldBy.length > 0);
+    expect(c.transport.peerStatus(b.id)?.state).toBe("removed");
+    // a, which has not applied the change yet, still takes c's messages.
+    c.transport.send([heartbeat(c.id, a.id, 1)]);
+    await waitFor("a receives from c", () => a.received.length > 0);
+    await sleep(100);
+    expect(toldBy).toEqual([b.id]);
+    expect(c.transport.peerStatus(b.id)?.dials).toBe(2);
+  });
+
   test("a peer that accepts but never answers is dropped after the idle timeout and redialled", async () => {
     let connections = 0;
     const silent = await h.server((s) => {

@@ -60,6 +60,12 @@ export interface TransportOptions {
    * drops it. Default: no id is removed.
    */
   isRemoved?(id: NodeId): boolean;
+  /**
+   * A peer refused this member's message stream because a committed change
+   * removed this member (etcd's 410 Gone). Member ids are never reused, so
+   * this is final: the stream to that peer is not redialled.
+   */
+  onRemovedByPeer?(peer: NodeId): void;
   /** Every message received from a peer, in the order that peer sent it. */
   onMessage(m: Message): void;
   /** Messages to `peer` were lost. At most once per 100 ms per peer. */
@@ -202,6 +208,9 @@ export class Transport {
       },
       rtt: (peer, seconds) => {
         this.metrics.rtt(peer, seconds);
+      },
+      removedByPeer: (peer) => {
+        opts.onRemovedByPeer?.(peer);
       },
     };
     this.inboundContext = {
