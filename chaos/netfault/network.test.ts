@@ -228,18 +228,20 @@ describe("FaultNetwork with real transports", () => {
     const [a, b] = await mesh(net, ["a", "b"], { pingIntervalMs: 20 });
     if (a === undefined || b === undefined) throw new Error("mesh");
     const fromA = new Sender(a);
+    // The delay is large next to the event-loop pauses a loaded machine
+    // adds to an undelayed sample (so "under 0.2 s" means "not delayed").
     await waitFor("baseline RTT samples", () => a.metrics.rtts.length >= 3 && b.metrics.rtts.length >= 3);
-    expect(Math.max(...a.metrics.rtts)).toBeLessThan(0.05);
+    expect(Math.max(...a.metrics.rtts)).toBeLessThan(0.2);
 
-    net.delay("a", "b", { ms: 120, jitterMs: 20 });
+    net.delay("a", "b", { ms: 400, jitterMs: 20 });
     a.metrics.rtts.length = 0;
     b.metrics.rtts.length = 0;
     // Pings already past the proxy are not delayed; the rest are.
     await waitFor("delayed RTT samples", () => a.metrics.rtts.length >= 6, 5000);
-    expect(Math.min(...a.metrics.rtts.slice(2))).toBeGreaterThanOrEqual(0.1);
+    expect(Math.min(...a.metrics.rtts.slice(2))).toBeGreaterThanOrEqual(0.35);
     // b's pings to a cross another link, which is not delayed.
     expect(b.metrics.rtts.length).toBeGreaterThanOrEqual(6);
-    expect(Math.max(...b.metrics.rtts)).toBeLessThan(0.05);
+    expect(Math.max(...b.metrics.rtts)).toBeLessThan(0.2);
 
     // Many chunks in flight with jitter larger than their spacing still arrive in order.
     const first = fromA.last() + 1;
@@ -255,7 +257,7 @@ describe("FaultNetwork with real transports", () => {
     a.metrics.rtts.length = 0;
     // The pings held at heal time are released at once; the ones after them are not held.
     await waitFor("fast again", () => a.metrics.rtts.length >= 12, 5000);
-    expect(Math.max(...a.metrics.rtts.slice(-3))).toBeLessThan(0.05);
+    expect(Math.max(...a.metrics.rtts.slice(-3))).toBeLessThan(0.2);
   });
 
   test("a delay queue over its bound resets the connection", async () => {

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, expect, test } from "vitest";
 import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, sleep } from "./testing/cluster.ts";
-import { keepLogs, putOk } from "./testing/client.ts";
+import { keepLogs, putOk, testTiming } from "./testing/client.ts";
 
 const stallModule = fileURLToPath(new URL("./testing/stall-on-signal.ts", import.meta.url));
 
@@ -30,15 +30,21 @@ async function metric(m: Member, name: string): Promise<number> {
   return total;
 }
 
-/** Starts a 3-member cluster, stalls the leader's main thread once, and says what happened to the leadership. */
-async function stallLeader(stallMs: number, args: readonly string[] = []): Promise<{ before: { leader: string; term: number }; after: { leader: string; term: number }; followers: Member[] }> {
+/**
+ * Starts a 3-member cluster, stalls the leader's main thread once, and says
+ * what happened to the leadership. The members run at the test timing (a
+ * 500 ms election timeout, so a 2 s bridge): at the 100 ms default, members
+ * that a loaded machine starves call elections that no stall caused.
+ */
+async function stallLeader(stallMs: number, extra: readonly string[] = []): Promise<{ before: { leader: string; term: number }; after: { leader: string; term: number }; followers: Member[] }> {
+  const args = [...testTiming, ...extra];
   const c = await LocalCluster.create({ size: 3, namePrefix: "bc", args, nodeFlags: ["--import", stallModule], env: { CONCORD_TEST_STALL_MS: String(stallMs) } });
   cluster = c;
   c.start();
   const leader = await c.waitLeader();
   await putOk(leader, "bc/k", "v1");
   // Let the beacons see Raft contact in both directions.
-  await sleep(300);
+  await sleep(1000);
   const st = await c.status(leader);
   if (st === null) throw new Error("no status from the leader");
   leader.proc?.kill("SIGUSR2");
@@ -55,19 +61,19 @@ async function stallLeader(stallMs: number, args: readonly string[] = []): Promi
 }
 
 test("a leader stalled for 2.5 election timeouts keeps its term: its beacons stand in for the heartbeats", async () => {
-  const r = await stallLeader(250);
+  const r = await stallLeader(1250);
   expect(r.after).toEqual(r.before);
   // The followers counted the ticks on which only the beacon said the leader was alive.
   for (const f of r.followers) expect(await metric(f, "concord_network_peer_beacon_bridged_total")).toBeGreaterThan(0);
 });
 
 test("without beacons the same stall elects a new leader (the control)", async () => {
-  const r = await stallLeader(250, ["--peer-beacons", "false"]);
+  const r = await stallLeader(1250, ["--peer-beacons", "false"]);
   expect(r.after.term).toBeGreaterThan(r.before.term);
 });
 
 test("a leader stalled for longer than the bridge is replaced", async () => {
-  const r = await stallLeader(1500);
+  const r = await stallLeader(3000);
   expect(r.after.term).toBeGreaterThan(r.before.term);
   expect(r.after.leader).not.toBe(r.before.leader);
 });

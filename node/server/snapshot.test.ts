@@ -101,9 +101,11 @@ describe("snapshots", () => {
     // The real signals: the leader sent this follower a snapshot, the
     // follower logged that it installed it, and saved it (a snapshot file
     // far ahead of its last one).
-    const sent = logLines(leader, "snapshot sent").slice(sentBefore);
-    expect(sent.map((l) => l["peer"])).toContain(laggingId);
     // Log lines come over a pipe, and may trail the HTTP answer that proved the catch-up.
+    await eventually("the leader's snapshot-sent log line", () => {
+      const sent = logLines(leader, "snapshot sent").slice(sentBefore);
+      return Promise.resolve(sent.some((l) => l["peer"] === laggingId) ? true : undefined);
+    });
     const installed = await eventually("the follower's install log line", () => {
       const lines = logLines(lagging, "installed a snapshot from the leader").slice(installedBefore);
       return Promise.resolve(lines.length > 0 ? lines : undefined);

@@ -230,9 +230,9 @@ describe("Informer against kube-apiserver", () => {
     await eventually(() => { expect(c.watchQueries).toHaveLength(1); });
     // The next watch is connected but delivers nothing, as a stalled connection would.
     c.next.mode = "blackhole";
+    const started = Date.now();
     c.drop();
     await eventually(() => { expect(c.watchQueries).toHaveLength(2); });
-    const started = Date.now();
     await createCm(ns, "while-hung");
     await eventually(() => { expect(inf.get(ns, "while-hung")).toBeDefined(); }, 10_000);
     const waited = Date.now() - started;
@@ -254,7 +254,8 @@ describe("Informer against kube-apiserver", () => {
 
     const before = Date.now();
     await inf.stop();
-    expect(Date.now() - before).toBeLessThan(1000);
+    // Prompt: a stop that waited for the open watch would take minutes.
+    expect(Date.now() - before).toBeLessThan(10_000);
     expect(await inf.waitForSync()).toBe(true);
   });
 
