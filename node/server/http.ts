@@ -379,13 +379,18 @@ export function buildHandler(server: ConcordServer): (req: IncomingMessage, res:
     return new ApiError(500, "Internal", "internal error");
   }
 
-  const route = (name: string, h: Handler) => (req: Request, res: Response, next: NextFunction): void => {
-    res.locals["route"] = name;
+  /** Runs a handler; whatever it throws, even before its first await, is answered. */
+  function respond(res: ServerResponse, run: () => Promise<void> | void): void {
     Promise.resolve()
-      .then(() => h(req, res))
+      .then(run)
       .catch((e: unknown) => {
-        next(e);
+        sendError(res, failure(e));
       });
+  }
+
+  const route = (name: string, h: Handler) => (req: Request, res: Response): void => {
+    res.locals["route"] = name;
+    respond(res, () => h(req, res));
   };
 
   const rawBody = express.raw({ type: () => true, limit: server.config.maxValueBytes });
@@ -1073,17 +1078,9 @@ export function buildHandler(server: ConcordServer): (req: IncomingMessage, res:
       if (!Number.isSafeInteger(length) || length > server.config.maxValueBytes) return false;
     }
     if (!admit(req, res, path, admitKey)) return true;
-    // As express's route wrapper does: whatever the handler throws, even before its first await, is answered.
-    const answer = (run: () => Promise<void>): void => {
-      Promise.resolve()
-        .then(run)
-        .catch((e: unknown) => {
-          sendError(res, failure(e));
-        });
-    };
     const call = (): KeyCall => ({ key: keyFromPath(path.slice(keyPrefix.length)), query: q < 0 ? noQuery : parseQuery(url.slice(q + 1)), headers: h });
     if (method === "GET") {
-      answer(() => getKey(call(), res, null));
+      respond(res, () => getKey(call(), res, null));
       return true;
     }
     const chunks: Buffer[] = [];
@@ -1094,7 +1091,7 @@ export function buildHandler(server: ConcordServer): (req: IncomingMessage, res:
     });
     req.on("end", () => {
       const body = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, got);
-      answer(() => putKey(call(), new Uint8Array(body.buffer, body.byteOffset, body.byteLength), res));
+      respond(res, () => putKey(call(), new Uint8Array(body.buffer, body.byteOffset, body.byteLength), res));
     });
     return true;
   }

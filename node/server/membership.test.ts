@@ -8,7 +8,7 @@ import type { Member } from "./testing/cluster.ts";
 import { LocalCluster, eventually } from "./testing/cluster.ts";
 import type { PutResult } from "./testing/client.ts";
 import { startedCluster } from "./testing/client.ts";
-import { call, errorCode, get, json, keepLogs, memberId, postJson, promote, putOk, putRetrying, readAt, whileNoLeader } from "./testing/client.ts";
+import { call, errorCode, exitWithin, get, json, keepLogs, memberId, postJson, promote, putOk, putRetrying, readAt, whileNoLeader } from "./testing/client.ts";
 
 interface MemberRow {
   id: string;
@@ -158,7 +158,6 @@ describe("membership changes", () => {
     const del = await call(leader, `/v1/cluster/members/${goneId}`, { method: "DELETE" });
     expect(del.status, del.text).toBe(200);
     expect(json(del)).toEqual({ id: goneId, removed: true });
-    const exit = gone.exited();
     gone.resume();
     // Until it stops, the removed member does not disturb the others: the
     // leader and its term stay put while writes go on. Reference: thesis
@@ -170,12 +169,7 @@ describe("membership changes", () => {
     expect(st?.role).toBe("leader");
     expect(st?.term).toBe(term);
     // It stops on its own, as etcd's members do, saying why.
-    const late = new Promise((r) => {
-      setTimeout(() => {
-        r("still running after 10 s");
-      }, 10_000);
-    });
-    expect(await Promise.race([exit, late])).toEqual({ code: 0, signal: null });
+    expect(await exitWithin(gone, 10_000)).toEqual({ code: 0, signal: null });
     expect(gone.output).toContain("this member was removed from the cluster; stopping");
     expect((await members(leader)).map((r) => r.name)).not.toContain(gone.name);
     const again = await call(leader, `/v1/cluster/members/${goneId}`, { method: "DELETE" });
